@@ -1,0 +1,176 @@
+//! BlobStore on the local filesystem: round trips, idempotent puts, streaming
+//! large files, and refusing content filed under the wrong digest.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use baithak_media::{BlobError, BlobStore, Variant, sha256_of};
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// Every file under `dir`, relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(
+                    path.strip_prefix(dir)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn local_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("blobs/not/yet/there");
+    let store = BlobStore::local(&root).unwrap();
+
+    let bytes = common::photo("gps/DSCN0010.jpg");
+    let sha = sha256_of(&bytes);
+    assert!(!store.exists(Variant::Original, &sha).await.unwrap());
+    assert_eq!(store.get(Variant::Original, &sha).await.unwrap(), None);
+
+    store
+        .put(Variant::Original, &sha, bytes.clone())
+        .await
+        .unwrap();
+    // Same content, same key: harmless.
+    store
+        .put(Variant::Original, &sha, bytes.clone())
+        .await
+        .unwrap();
+    store
+        .put(Variant::Thumb, &sha, b"thumb".to_vec())
+        .await
+        .unwrap();
+
+    assert!(store.exists(Variant::Original, &sha).await.unwrap());
+    assert!(store.exists(Variant::Thumb, &sha).await.unwrap());
+    assert!(!store.exists(Variant::Display, &sha).await.unwrap());
+    assert_eq!(
+        store.get(Variant::Original, &sha).await.unwrap().unwrap(),
+        bytes
+    );
+    assert_eq!(
+        &store.get(Variant::Thumb, &sha).await.unwrap().unwrap()[..],
+        b"thumb"
+    );
+
+    let hex = sha.to_string();
+    assert_eq!(
+        files_under(&root),
+        vec![
+            format!("original/{}/{}/{hex}", &hex[..2], &hex[2..4]),
+            format!("thumb/{}/{}/{hex}.jpg", &hex[..2], &hex[2..4]),
+        ],
+        "no staging files left behind"
+    );
+
+    store.delete(Variant::Thumb, &sha).await.unwrap();
+    store.delete(Variant::Thumb, &sha).await.unwrap();
+    assert_eq!(store.get(Variant::Thumb, &sha).await.unwrap(), None);
+    assert!(store.exists(Variant::Original, &sha).await.unwrap());
+}
+
+#[tokio::test]
+async fn originals_must_match_their_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(tmp.path()).unwrap();
+    let sha = sha256_of(b"the real photo");
+    let err = store
+        .put(Variant::Original, &sha, b"something else".to_vec())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
+    assert!(!store.exists(Variant::Original, &sha).await.unwrap());
+
+    // Large file path (multipart) too: the object must never appear.
+    let big = pseudo_random(9 * 1024 * 1024 + 123, 7);
+    let file = tmp.path().join("upload.tmp");
+    std::fs::write(&file, &big).unwrap();
+    let err = store
+        .put_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
+    assert!(!store.exists(Variant::Original, &sha).await.unwrap());
+    assert_eq!(files_under(tmp.path()), vec!["upload.tmp".to_string()]);
+}
+
+#[tokio::test]
+async fn put_file_small_and_large() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(tmp.path().join("store")).unwrap();
+    for len in [
+        0usize,
+        1,
+        200_000,
+        8 * 1024 * 1024,
+        8 * 1024 * 1024 + 1,
+        19 * 1024 * 1024 + 5,
+    ] {
+        let data = pseudo_random(len, len as u64);
+        let sha = sha256_of(&data);
+        let file = tmp.path().join(format!("in-{len}"));
+        std::fs::write(&file, &data).unwrap();
+        store
+            .put_file(Variant::Original, &sha, &file)
+            .await
+            .unwrap();
+        store
+            .put_file(Variant::Original, &sha, &file)
+            .await
+            .unwrap();
+        let back = store.get(Variant::Original, &sha).await.unwrap().unwrap();
+        assert_eq!(back.len(), len);
+        assert!(back == data, "content differs for {len} bytes");
+    }
+    let leftovers: Vec<String> = files_under(&tmp.path().join("store"))
+        .into_iter()
+        .filter(|f| f.contains('#'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let missing = store
+        .put_file(Variant::Thumb, &sha256_of(b""), tmp.path().join("nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, BlobError::Io { .. }), "{missing}");
+}
+
+#[test]
+fn s3_without_a_bucket_is_a_config_error() {
+    // Only meaningful where no S3 is configured; the variables cannot be
+    // cleared here without `unsafe`.
+    if ["AWS_BUCKET", "AWS_BUCKET_NAME"]
+        .iter()
+        .any(|k| std::env::var_os(k).is_some())
+    {
+        return;
+    }
+    let err = BlobStore::s3_from_env().unwrap_err();
+    assert!(matches!(err, BlobError::Config(_)), "{err}");
+}

@@ -1,0 +1,326 @@
+//! Connections: backend selection by URL scheme, SQLite's required pragmas, pools,
+//! migrations, and the two macros through which every query reaches a connection.
+
+use crate::error::{Result, StoreError};
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
+const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+
+/// Arbitrary constant naming the advisory lock that serialises migrations when several
+/// replicas start against one PostgreSQL at once.
+const PG_MIGRATION_LOCK: i64 = 0x6261_6974_6861_6b;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection before it is told to retry.
+    pub connection_timeout: Duration,
+    /// SQLite only: how long a writer waits for the write lock.
+    pub busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            connection_timeout: Duration::from_secs(10),
+            busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+type SqlitePool = Pool<ConnectionManager<SqliteConnection>>;
+type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+#[derive(Clone)]
+enum Pools {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+pub(crate) enum Conn {
+    Sqlite(PooledConnection<ConnectionManager<SqliteConnection>>),
+    Pg(PooledConnection<ConnectionManager<PgConnection>>),
+}
+
+/// Runs `$body` with `$c` bound to the concrete connection type. The body is compiled
+/// once per backend, so the same diesel DSL serves both without a generic bound maze.
+macro_rules! with_conn {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        match $store.conn()? {
+            $crate::db::Conn::Sqlite(mut pooled) => {
+                let $c: &mut ::diesel::SqliteConnection = &mut pooled;
+                $body
+            }
+            $crate::db::Conn::Pg(mut pooled) => {
+                let $c: &mut ::diesel::PgConnection = &mut pooled;
+                $body
+            }
+        }
+    }};
+}
+
+/// A write transaction. On SQLite it begins IMMEDIATE: a deferred transaction that
+/// reads and then writes fails with "database is locked" under concurrency, whatever
+/// the busy timeout, because SQLite cannot upgrade its read lock while another writer
+/// waits.
+macro_rules! write_tx {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        match $store.conn()? {
+            $crate::db::Conn::Sqlite(mut pooled) => pooled.immediate_transaction(
+                |$c: &mut ::diesel::SqliteConnection| -> $crate::error::Result<_> { $body },
+            ),
+            $crate::db::Conn::Pg(mut pooled) => {
+                let conn: &mut ::diesel::PgConnection = &mut pooled;
+                conn.transaction(
+                    |$c: &mut ::diesel::PgConnection| -> $crate::error::Result<_> { $body },
+                )
+            }
+        }
+    }};
+}
+
+pub(crate) use {with_conn, write_tx};
+
+#[derive(Debug)]
+struct SqlitePragmas {
+    busy_timeout: Duration,
+}
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        // busy_timeout first, so switching to WAL waits instead of failing.
+        // synchronous=FULL: a push is acknowledged only once durable, so the WAL is
+        // synced at every commit (NORMAL could lose the last commits on power loss).
+        conn.batch_execute(&format!(
+            "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
+             PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+            self.busy_timeout.as_millis()
+        ))
+        .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+/// Hides the password of a URL for messages and logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..s + 3], &creds[..colon], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn sqlite_path(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    if rest.is_empty() {
+        return None;
+    }
+    Some(PathBuf::from(rest))
+}
+
+/// Cheap to clone: a handle to the connection pool.
+#[derive(Clone)]
+pub struct Store {
+    pools: Pools,
+}
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://PATH` or `postgres://…`). One
+    /// connection is made up front so a wrong URL fails here with the real reason.
+    pub fn open(url: &str, opts: &StoreOptions) -> Result<Store> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_pg(url, opts)
+        } else if let Some(path) = sqlite_path(url) {
+            Self::open_sqlite(&path, opts)
+        } else {
+            Err(StoreError::Connect(format!(
+                "unsupported database URL {:?}: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact(url)
+            )))
+        }
+    }
+
+    fn open_sqlite(path: &Path, opts: &StoreOptions) -> Result<Store> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Connect(format!("cannot create folder {}: {e}", dir.display()))
+            })?;
+        }
+        let path_str = path.to_string_lossy().into_owned();
+        SqliteConnection::establish(&path_str).map_err(|e| {
+            StoreError::Connect(format!("cannot open SQLite database {path_str}: {e}"))
+        })?;
+        let pool = Pool::builder()
+            .max_size(opts.max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(opts.connection_timeout)
+            .connection_customizer(Box::new(SqlitePragmas {
+                busy_timeout: opts.busy_timeout,
+            }))
+            .build(ConnectionManager::<SqliteConnection>::new(path_str.clone()))
+            .map_err(|e| StoreError::Connect(format!("SQLite database {path_str}: {e}")))?;
+        Ok(Store {
+            pools: Pools::Sqlite(pool),
+        })
+    }
+
+    fn open_pg(url: &str, opts: &StoreOptions) -> Result<Store> {
+        PgConnection::establish(url).map_err(|e| {
+            StoreError::Connect(format!(
+                "cannot connect to PostgreSQL at {}: {e}",
+                redact(url)
+            ))
+        })?;
+        let pool = Pool::builder()
+            .max_size(opts.max_connections.max(1))
+            .min_idle(Some(1))
+            .connection_timeout(opts.connection_timeout)
+            .build(ConnectionManager::<PgConnection>::new(url))
+            .map_err(|e| StoreError::Connect(format!("PostgreSQL at {}: {e}", redact(url))))?;
+        Ok(Store {
+            pools: Pools::Pg(pool),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pools {
+            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    pub(crate) fn conn(&self) -> Result<Conn> {
+        Ok(match &self.pools {
+            Pools::Sqlite(p) => Conn::Sqlite(p.get()?),
+            Pools::Pg(p) => Conn::Pg(p.get()?),
+        })
+    }
+
+    /// Applies pending migrations; returns the names of those applied.
+    pub fn migrate(&self) -> Result<Vec<String>> {
+        let mig =
+            |e: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration(e.to_string());
+        match self.conn()? {
+            Conn::Sqlite(mut c) => {
+                // The write lock up front keeps two processes from migrating at once.
+                let applied = c.immediate_transaction(|c| {
+                    c.run_pending_migrations(SQLITE_MIGRATIONS)
+                        .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+                        .map_err(mig)
+                })?;
+                Ok(applied)
+            }
+            Conn::Pg(mut c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({PG_MIGRATION_LOCK})"))
+                    .execute(&mut *c)?;
+                let applied = c
+                    .run_pending_migrations(PG_MIGRATIONS)
+                    .map(|v| v.iter().map(|m| m.to_string()).collect::<Vec<_>>())
+                    .map_err(mig);
+                diesel::sql_query(format!("SELECT pg_advisory_unlock({PG_MIGRATION_LOCK})"))
+                    .execute(&mut *c)?;
+                applied
+            }
+        }
+    }
+
+    /// A round trip to the database, for readiness checks.
+    pub fn ping(&self) -> Result<()> {
+        with_conn!(self, |c| {
+            diesel::sql_query("SELECT 1").execute(c)?;
+            Ok(())
+        })
+    }
+
+    /// Runs blocking store work on the runtime's blocking pool, inside the caller's
+    /// tracing span.
+    pub async fn run<R, F>(&self, f: F) -> Result<R>
+    where
+        F: FnOnce(&Store) -> Result<R> + Send + 'static,
+        R: Send + 'static,
+    {
+        let store = self.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&store)))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://bob:secret@db:5432/x"),
+            "postgres://bob:***@db:5432/x"
+        );
+        assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
+    }
+
+    #[test]
+    fn sqlite_urls() {
+        assert_eq!(
+            sqlite_path("sqlite://./data/b.db"),
+            Some(PathBuf::from("./data/b.db"))
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///tmp/b.db"),
+            Some(PathBuf::from("/tmp/b.db"))
+        );
+        assert_eq!(sqlite_path("sqlite://"), None);
+        assert_eq!(sqlite_path("mysql://x"), None);
+    }
+
+    #[test]
+    fn bad_urls_say_what_failed() {
+        let err = Store::open("mysql://x/y", &StoreOptions::default())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("unsupported database URL"), "{err}");
+        let err = Store::open(
+            "postgres://nobody:pw@127.0.0.1:1/none",
+            &StoreOptions::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.contains("cannot connect to PostgreSQL at postgres://nobody:***@127.0.0.1:1/none"),
+            "{err}"
+        );
+    }
+}
+
+/// Implements a connection-level trait for both backends from one body, so helpers
+/// that must run inside a caller's transaction (audit appends, lookups) exist once.
+macro_rules! impl_both {
+    ($trait:ident { $($item:tt)* }) => {
+        impl $trait for ::diesel::SqliteConnection { $($item)* }
+        impl $trait for ::diesel::PgConnection { $($item)* }
+    };
+}
+pub(crate) use impl_both;
