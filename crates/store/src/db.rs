@@ -15,7 +15,7 @@ const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/po
 
 /// Arbitrary constant naming the advisory lock that serialises migrations when several
 /// replicas start against one PostgreSQL at once.
-const PG_MIGRATION_LOCK: i64 = 0x6261_6974_6861_6b;
+const PG_MIGRATION_LOCK: i64 = 0x62_6169_7468_616b;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -267,6 +267,16 @@ impl Store {
     }
 }
 
+/// Implements a connection-level trait for both backends from one body, so helpers
+/// that must run inside a caller's transaction (audit appends, lookups) exist once.
+macro_rules! impl_both {
+    ($trait:ident { $($item:tt)* }) => {
+        impl $trait for ::diesel::SqliteConnection { $($item)* }
+        impl $trait for ::diesel::PgConnection { $($item)* }
+    };
+}
+pub(crate) use impl_both;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,13 +324,3 @@ mod tests {
         );
     }
 }
-
-/// Implements a connection-level trait for both backends from one body, so helpers
-/// that must run inside a caller's transaction (audit appends, lookups) exist once.
-macro_rules! impl_both {
-    ($trait:ident { $($item:tt)* }) => {
-        impl $trait for ::diesel::SqliteConnection { $($item)* }
-        impl $trait for ::diesel::PgConnection { $($item)* }
-    };
-}
-pub(crate) use impl_both;

@@ -1,0 +1,12 @@
+DROP TABLE reviews;
+DROP TABLE policy;
+DROP TABLE quota_days;
+DROP TABLE feed_head;
+DROP TABLE changes;
+DROP TABLE mutation_ledger;
+DROP TABLE feedback;
+DROP TABLE meeting_photos;
+DROP TABLE meetings;
+DROP TABLE meeting_head;
+DROP TABLE uploads;
+DROP TABLE media;
