@@ -7,13 +7,20 @@
 
 pub mod auth;
 pub mod directory;
+pub mod media;
 pub mod problem;
+pub mod sync;
 
 pub use auth::{LoginRequest, RefreshRequest, TokenResponse, TokenUser};
 pub use directory::{
     AreaItem, AreaPage, CreateUserRequest, ImportResult, UpdateUserRequest, UserItem, UserPage,
 };
+pub use media::{CreateUploadRequest, GpsData, MediaInfo, UploadStatus};
 pub use problem::{FieldError, Problem};
+pub use sync::{
+    Change, FeedbackData, LocationData, MAX_MUTATIONS_PER_PUSH, MeetingData, Mutation, MutationOp,
+    MutationResult, MutationStatus, PullResponse, PushRequest, PushResponse,
+};
 
 /// Default and maximum page sizes of every list endpoint (API.md → General).
 pub const DEFAULT_PAGE_LIMIT: u32 = 100;

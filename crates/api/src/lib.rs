@@ -7,6 +7,7 @@
 pub mod auth;
 pub mod error;
 pub mod openapi;
+pub mod quota;
 pub mod routes;
 pub mod state;
 
@@ -143,7 +144,10 @@ pub fn app(
                     web::resource("/users/{id}")
                         .route(web::get().to(routes::users::get))
                         .route(web::patch().to(routes::users::update)),
-                ),
+                )
+                .configure(routes::media::configure)
+                .configure(routes::uploads::configure)
+                .configure(routes::sync::configure),
         )
         .default_service(web::to(not_found))
 }

@@ -3,8 +3,10 @@
 
 use crate::auth::{JwtKeys, LoginLimiter, LoginLimits, Passwords};
 use crate::error::ApiError;
+use baithak_media::{BlobStore, IngestLimits, IngestPool};
 use baithak_store::Store;
 use secrecy::SecretSlice;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -18,6 +20,13 @@ pub struct ApiConfig {
     pub import_limit: usize,
     pub login_limits: LoginLimits,
     pub max_concurrent_hashes: usize,
+    /// Decoding limits, including the photo byte limit (default 15 MiB → 413).
+    pub ingest_limits: IngestLimits,
+    /// Photos decoded at once, and how many more may wait before 503.
+    pub ingest_workers: usize,
+    pub ingest_queue: usize,
+    /// Unfinished resumable uploads are dropped after this long.
+    pub upload_ttl: chrono::Duration,
 }
 
 impl Default for ApiConfig {
@@ -31,6 +40,13 @@ impl Default for ApiConfig {
             max_concurrent_hashes: std::thread::available_parallelism()
                 .map(|n| n.get() * 2)
                 .unwrap_or(4),
+            ingest_limits: IngestLimits {
+                max_bytes: 15 * 1024 * 1024,
+                ..IngestLimits::default()
+            },
+            ingest_workers: baithak_media::default_workers(),
+            ingest_queue: baithak_media::default_workers() * 4,
+            upload_ttl: chrono::Duration::days(7),
         }
     }
 }
@@ -41,15 +57,26 @@ pub struct AppState {
     pub passwords: Passwords,
     pub limiter: LoginLimiter,
     pub config: ApiConfig,
+    pub blobs: BlobStore,
+    pub ingest: IngestPool,
+    /// Scratch space on local disk: bodies being received, resumable upload parts.
+    pub work_dir: PathBuf,
 }
 
 impl AppState {
     pub fn new(
         store: Store,
+        blobs: BlobStore,
+        work_dir: PathBuf,
         jwt_secret: &SecretSlice<u8>,
         config: ApiConfig,
     ) -> Result<Arc<Self>, ApiError> {
+        std::fs::create_dir_all(work_dir.join("incoming")).map_err(ApiError::internal)?;
+        std::fs::create_dir_all(work_dir.join("uploads")).map_err(ApiError::internal)?;
         Ok(Arc::new(AppState {
+            ingest: IngestPool::new(config.ingest_workers, config.ingest_queue),
+            blobs,
+            work_dir,
             store,
             keys: JwtKeys::new(jwt_secret, config.access_ttl),
             passwords: Passwords::new(config.max_concurrent_hashes)?,

@@ -302,14 +302,17 @@ pub const MAX_PHOTOS: usize = 10;
 
 /// The `location` of a meeting as sent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawLocation {
     pub lat: Option<f64>,
     pub lon: Option<f64>,
     pub accuracy_m: Option<f64>,
 }
 
-/// The `data` of a `meeting.upsert` mutation before validation.
+/// The `data` of a `meeting.upsert` mutation before validation. Unknown fields are
+/// refused so a misspelt field is reported instead of silently dropped.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawMeeting {
     pub id: Option<String>,
     pub kind: Option<String>,
@@ -321,6 +324,10 @@ pub struct RawMeeting {
     pub topic: Option<String>,
     pub notes: Option<String>,
     pub photos: Option<Vec<String>>,
+    /// For an edit: the version the device last saw. A stale edit (someone else's
+    /// change came in between) is refused instead of overwriting it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_version: Option<i64>,
 }
 
 /// A reported location with the device's accuracy estimate.
@@ -352,6 +359,7 @@ pub struct MeetingInput {
 
 /// The `data` of a `feedback.create` mutation before validation.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawFeedback {
     pub id: Option<String>,
     pub constituency_id: Option<String>,
@@ -742,6 +750,7 @@ mod tests {
             topic: Some("बिजली और पानी".into()),
             notes: Some("पहली पंक्ति\nदूसरी पंक्ति".into()),
             photos: Some(vec![SHA_A.into(), SHA_B.into()]),
+            base_version: None,
         }
     }
 

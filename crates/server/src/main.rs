@@ -179,8 +179,19 @@ fn serve(common: &Common, args: ServeArgs) -> Result<()> {
         refresh_ttl: chrono::Duration::days(args.refresh_ttl_days.clamp(1, 3650)),
         ..ApiConfig::default()
     };
-    let state = AppState::new(store, &secret, api_config)
-        .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
+    let blobs = match std::env::var("BAITHAK_BLOB_STORE").as_deref() {
+        Ok("s3") => baithak_media::BlobStore::s3_from_env()?,
+        Ok("local") | Err(_) => baithak_media::BlobStore::local(common.data_dir.join("photos"))?,
+        Ok(other) => bail!("BAITHAK_BLOB_STORE must be local or s3, not {other}"),
+    };
+    let state = AppState::new(
+        store,
+        blobs,
+        common.data_dir.join("work"),
+        &secret,
+        api_config,
+    )
+    .map_err(|e| anyhow::anyhow!("cannot start: {e}"))?;
     let workers = args.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

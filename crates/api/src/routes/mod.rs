@@ -3,6 +3,9 @@
 pub mod areas;
 pub mod auth;
 pub mod health;
+pub mod media;
+pub mod sync;
+pub mod uploads;
 pub mod users;
 
 use crate::error::{ApiError, ApiResult};

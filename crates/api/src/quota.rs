@@ -1,0 +1,242 @@
+//! Keeps the derived quota state current: re-evaluates the (in-charge, day) pairs a
+//! changed fact touches, inside the transaction that changed it, and publishes what
+//! moved to the pull feed.
+//!
+//! The rules themselves are the pure functions of `baithak_domain::quota`; this module
+//! only gathers their inputs from the store and writes their verdicts back. Work per
+//! change is bounded by one day's meetings plus indexed photo lookups, so it does not
+//! grow with an in-charge's history.
+
+use baithak_domain::meeting::{Decision, FlagEntry, MeetingId};
+use baithak_domain::quota::{
+    DayMeeting as DomainDayMeeting, DuplicateHit, MeetingFacts, PhotoFacts, evaluate_day,
+    evaluate_meeting,
+};
+use baithak_domain::{GeoPoint, MeetingKind, Policy, UserId};
+use baithak_store::{
+    DayMeeting, MediaRecord, MeetingApplied, NewChange, QuotaDay, StoreError, SyncTx,
+};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+use std::collections::BTreeSet;
+
+type Result<T> = std::result::Result<T, StoreError>;
+
+/// The policy in force, or the defaults when HQ never stored one.
+pub fn load_policy(tx: &mut dyn SyncTx) -> Result<Policy> {
+    policy_from(tx.policy()?)
+}
+
+pub fn policy_from(rec: Option<baithak_store::PolicyRecord>) -> Result<Policy> {
+    match rec {
+        Some(rec) => serde_json::from_str(&rec.body)
+            .map_err(|e| StoreError::Corrupt(format!("stored policy: {e}"))),
+        None => Ok(Policy::default()),
+    }
+}
+
+pub fn utc(t: chrono::NaiveDateTime) -> DateTime<Utc> {
+    DateTime::<Utc>::from_naive_utc_and_offset(t, Utc)
+}
+
+/// An EXIF time without offset is the camera's wall clock; field phones run on the
+/// organisation's zone, so it is read in the policy's timezone.
+fn photo_taken_at(m: &MediaRecord, policy: &Policy) -> Option<DateTime<Utc>> {
+    if let Some(t) = m.taken_at {
+        return Some(utc(t));
+    }
+    let local =
+        chrono::NaiveDateTime::parse_from_str(m.taken_at_local.as_deref()?, "%Y-%m-%dT%H:%M:%S")
+            .ok()?;
+    policy
+        .timezone
+        .from_local_datetime(&local)
+        .earliest()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn facts(tx: &mut dyn SyncTx, policy: &Policy, dm: &DayMeeting) -> Result<MeetingFacts> {
+    let m = &dm.meeting;
+    let photos: Vec<(String, u64)> = dm
+        .media
+        .iter()
+        .map(|p| (p.sha256.clone(), p.phash))
+        .collect();
+    let hits =
+        tx.earlier_photo_uses(m.id, m.record_seq, &photos, policy.duplicate_phash_distance)?;
+    let location = match (m.lat, m.lon) {
+        (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
+        _ => None,
+    };
+    Ok(MeetingFacts {
+        id: MeetingId(m.id),
+        kind: m.kind.parse().unwrap_or(MeetingKind::Other),
+        occurred_at: utc(m.occurred_at),
+        received_at: utc(m.received_at),
+        location,
+        photos: dm
+            .media
+            .iter()
+            .map(|p| PhotoFacts {
+                sha256: p.sha256.clone(),
+                phash: Some(p.phash),
+                taken_at: photo_taken_at(p, policy),
+                gps: match (p.gps_lat, p.gps_lon) {
+                    (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
+                    _ => None,
+                },
+            })
+            .collect(),
+        decision: m
+            .decision
+            .as_deref()
+            .and_then(|d| d.parse::<Decision>().ok()),
+        duplicate_of: hits
+            .into_iter()
+            .map(|h| DuplicateHit {
+                sha256: h.sha256,
+                earlier_meeting: MeetingId(h.other_meeting_id),
+                distance: h.distance,
+            })
+            .collect(),
+    })
+}
+
+/// Re-evaluates one in-charge's day: every meeting's flags and whether it counts, and
+/// the day's totals. Publishes `meeting.flagged` for meetings whose verdict changed and
+/// `quota.day` when the day's numbers did.
+pub fn reevaluate_day(
+    tx: &mut dyn SyncTx,
+    policy: &Policy,
+    incharge: UserId,
+    day: &str,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let date = NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|_| StoreError::Corrupt(format!("local day {day}")))?;
+    let meetings = tx.day_meetings(incharge, day)?;
+    let mut verdicts = Vec::with_capacity(meetings.len());
+    for dm in &meetings {
+        let f = facts(tx, policy, dm)?;
+        verdicts.push(evaluate_meeting(policy, &f));
+    }
+    let day_input: Vec<DomainDayMeeting> = meetings
+        .iter()
+        .zip(&verdicts)
+        .map(|(dm, v)| DomainDayMeeting {
+            id: MeetingId(dm.meeting.id),
+            occurred_at: utc(dm.meeting.occurred_at),
+            eligible: v.eligible,
+        })
+        .collect();
+    let result = evaluate_day(policy, date, &day_input, false, now);
+    let area_path = meetings.first().map(|dm| dm.meeting.area_path.clone());
+    for (dm, verdict) in meetings.iter().zip(verdicts) {
+        let id = MeetingId(dm.meeting.id);
+        let mut flags: Vec<FlagEntry> = verdict.flags;
+        if let Some(tc) = result.too_close.iter().find(|t| t.meeting_id == id) {
+            flags.push(tc.flag_entry(policy));
+            baithak_domain::meeting::sort_flags(&mut flags);
+        }
+        let counted = result.counted_ids.contains(&id);
+        let flags_json = serde_json::to_string(&flags)
+            .map_err(|e| StoreError::Corrupt(format!("flags: {e}")))?;
+        if tx.set_meeting_evaluation(dm.meeting.id, counted, &flags_json)? {
+            tx.append_change(&NewChange {
+                kind: "meeting.flagged".into(),
+                user_id: Some(incharge),
+                area_path: Some(dm.meeting.area_path.clone()),
+                entity_id: dm.meeting.id.to_string(),
+                data: serde_json::json!({
+                    "meeting_id": dm.meeting.id,
+                    "counted": counted,
+                    "flags": flags,
+                })
+                .to_string(),
+            })?;
+        }
+    }
+    let row = QuotaDay {
+        incharge_id: incharge,
+        day: day.to_owned(),
+        counted: i32::try_from(result.counted).unwrap_or(i32::MAX),
+        submitted: i32::try_from(result.submitted).unwrap_or(i32::MAX),
+        status: result.status.as_str().to_owned(),
+        target_met: result.target_met,
+        is_final: result.is_final,
+        updated_at: now.naive_utc(),
+    };
+    if tx.put_quota_day(&row)? {
+        let area_path = match area_path {
+            Some(p) => p,
+            None => tx.user(incharge)?.area_path,
+        };
+        tx.append_change(&NewChange {
+            kind: "quota.day".into(),
+            user_id: Some(incharge),
+            area_path: Some(area_path),
+            entity_id: format!("{incharge}/{day}"),
+            data: serde_json::json!({
+                "incharge_id": incharge,
+                "date": day,
+                "counted": result.counted,
+                "submitted": result.submitted,
+                "status": result.status,
+                "target_met": result.target_met,
+                "final": result.is_final,
+            })
+            .to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// Re-evaluates every day in `days` (deduplicated, in order).
+pub fn reevaluate_days(
+    tx: &mut dyn SyncTx,
+    policy: &Policy,
+    days: BTreeSet<(UserId, String)>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    for (incharge, day) in days {
+        reevaluate_day(tx, policy, incharge, &day, now)?;
+    }
+    Ok(())
+}
+
+/// The days a change to one meeting can move: its own day (and its old day after an
+/// edit moved it), and the days of later meetings that used its old or new photos —
+/// their duplicate verdict depends on this meeting.
+pub fn days_touched_by_meeting(
+    tx: &mut dyn SyncTx,
+    policy: &Policy,
+    applied: &MeetingApplied,
+    photos: &[String],
+) -> Result<BTreeSet<(UserId, String)>> {
+    let incharge = applied.incharge_id;
+    let mut days = BTreeSet::new();
+    days.insert((incharge, applied.local_day.clone()));
+    if let Some(prev) = &applied.previous_local_day {
+        days.insert((incharge, prev.clone()));
+    }
+    let mut all: Vec<String> = photos.to_vec();
+    for p in &applied.previous_photos {
+        if !all.contains(p) {
+            all.push(p.clone());
+        }
+    }
+    let facts = tx.media_facts(&all)?;
+    let pairs: Vec<(String, u64)> = facts.iter().map(|m| (m.sha256.clone(), m.phash)).collect();
+    if !pairs.is_empty() {
+        for u in tx.later_photo_uses(
+            applied.meeting_id,
+            applied.record_seq,
+            &pairs,
+            policy.duplicate_phash_distance,
+        )? {
+            if let Some(m) = tx.meeting(u.other_meeting_id)? {
+                days.insert((m.incharge_id, m.local_day));
+            }
+        }
+    }
+    Ok(days)
+}
