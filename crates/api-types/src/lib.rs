@@ -9,6 +9,7 @@ pub mod auth;
 pub mod directory;
 pub mod media;
 pub mod problem;
+pub mod quota;
 pub mod sync;
 
 pub use auth::{LoginRequest, RefreshRequest, TokenResponse, TokenUser};
@@ -17,6 +18,7 @@ pub use directory::{
 };
 pub use media::{CreateUploadRequest, GpsData, MediaInfo, UploadStatus};
 pub use problem::{FieldError, Problem};
+pub use quota::*;
 pub use sync::{
     Change, FeedbackData, LocationData, MAX_MUTATIONS_PER_PUSH, MeetingData, Mutation, MutationOp,
     MutationResult, MutationStatus, PullResponse, PushRequest, PushResponse,

@@ -147,7 +147,9 @@ pub fn app(
                 )
                 .configure(routes::media::configure)
                 .configure(routes::uploads::configure)
-                .configure(routes::sync::configure),
+                .configure(routes::sync::configure)
+                .configure(routes::meetings::configure)
+                .configure(routes::compliance::configure),
         )
         .default_service(web::to(not_found))
 }

@@ -50,6 +50,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(routes::media::Doc::openapi());
     doc.merge(routes::uploads::Doc::openapi());
     doc.merge(routes::sync::Doc::openapi());
+    doc.merge(routes::meetings::Doc::openapi());
+    doc.merge(routes::compliance::Doc::openapi());
     doc
 }
 

@@ -240,3 +240,18 @@ pub fn days_touched_by_meeting(
     }
     Ok(days)
 }
+
+/// Recomputes every stored day from the stored facts (meetings, photos, reviews,
+/// policy). When the incrementally kept state is right this changes nothing and
+/// publishes nothing; it returns how many days it re-evaluated.
+pub fn recompute_all(tx: &mut dyn SyncTx, now: DateTime<Utc>) -> Result<usize> {
+    tx.lock_meeting_writes()?;
+    let policy = load_policy(tx)?;
+    let days: BTreeSet<(UserId, String)> = tx
+        .meeting_days(None, "0000-01-01", "9999-12-31")?
+        .into_iter()
+        .collect();
+    let n = days.len();
+    reevaluate_days(tx, &policy, days, now)?;
+    Ok(n)
+}

@@ -5,130 +5,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use actix_web::test::{TestRequest, call_service, init_service, read_body};
-use baithak_api::{ApiConfig, AppState};
-use baithak_domain::import::parse_area_csv;
-use baithak_domain::{Role, UserId};
-use baithak_media::BlobStore;
-use baithak_store::{NewMedia, NewUser, Store};
-use baithak_test_support::{Kind, TestDb};
-use secrecy::SecretSlice;
+mod support;
+
+use actix_web::test::{TestRequest, init_service};
+use baithak_test_support::Kind;
 use serde_json::{Value, json};
+use support::{meeting, photo, sha, world};
 use uuid::Uuid;
 
-const TREE: &str = "code,name,kind,parent_code
-UP,UP,state,
-LKO,Lucknow,division,UP
-LKO-PC,Lucknow seat,constituency,LKO
-LKO-A1,Assembly 1,assembly,LKO-PC
-LKO-A2,Assembly 2,assembly,LKO-PC
-KNP,Kanpur,division,UP
-KNP-PC,Kanpur seat,constituency,KNP
-";
-const PW: &str = "correct horse battery";
-
-struct World {
-    db: TestDb,
-    state: std::sync::Arc<AppState>,
-}
-
-fn world(kind: Kind) -> World {
-    let db = TestDb::new(kind);
-    let rows = parse_area_csv(TREE.as_bytes()).unwrap();
-    db.store.import_areas(&rows, None, None, &|_| {}).unwrap();
-    let hash = baithak_api::auth::hash_password(PW).unwrap();
-    for (login, role, area) in [
-        ("ravi", Role::Incharge, "LKO-A1"),
-        ("sita", Role::Incharge, "LKO-A2"),
-        ("amit", Role::Incharge, "KNP-PC"),
-        ("coord", Role::Coordinator, "LKO"),
-        ("hq.audit", Role::Hq, "UP"),
-    ] {
-        let area = db.store.area_by_code(area).unwrap();
-        db.store
-            .create_user(
-                &NewUser {
-                    login: login.into(),
-                    name: login.into(),
-                    role,
-                    area_id: area.id,
-                    password_hash: hash.clone(),
-                },
-                None,
-            )
-            .unwrap();
-    }
-    let blobs = BlobStore::local(db.dir().join("photos")).unwrap();
-    let state = AppState::new(
-        db.store.clone(),
-        blobs,
-        db.dir().join("work"),
-        &SecretSlice::from(vec![7u8; 32]),
-        ApiConfig::default(),
-    )
-    .unwrap();
-    World { db, state }
-}
-
-fn sha(n: u32) -> String {
-    format!("{n:064x}")
-}
-
-fn photo(store: &Store, n: u32, phash: u64, owner: UserId) -> String {
-    let s = sha(n);
-    store
-        .record_media(&NewMedia {
-            sha256: s.clone(),
-            media_type: "image/jpeg".into(),
-            bytes: 1000,
-            width: 640,
-            height: 480,
-            taken_at: None,
-            taken_at_local: None,
-            gps_lat: None,
-            gps_lon: None,
-            orientation: 1,
-            phash,
-            uploaded_by: owner,
-        })
-        .unwrap();
-    s
-}
-
-macro_rules! call {
-    ($app:expr, $req:expr) => {{
-        let res = call_service(&$app, $req.to_request()).await;
-        let status = res.status().as_u16();
-        let body = read_body(res).await;
-        let v: Value = if body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&body).unwrap()
-        };
-        (status, v)
-    }};
-}
-
 async fn run(kind: Kind) {
-    let w = world(kind);
+    let mut w = world(kind);
     let app = init_service(baithak_api::app(w.state.clone())).await;
-    let login = |l: &str| {
-        TestRequest::post()
-            .uri("/v1/auth/login")
-            .set_json(json!({"login": l, "password": PW, "device_id": format!("dev-{l}")}))
-    };
-    let mut tokens = std::collections::HashMap::new();
-    for l in ["ravi", "sita", "amit", "coord", "hq.audit"] {
-        let (st, body) = call!(app, login(l));
-        assert_eq!(st, 200, "{body}");
-        tokens.insert(l, body["access_token"].as_str().unwrap().to_owned());
-    }
-    let ravi = w.db.store.user_by_login("ravi").unwrap().0;
-    let sita = w.db.store.user_by_login("sita").unwrap().0;
-    let a1 = w.db.store.area_by_code("LKO-A1").unwrap().id.to_string();
-    let a2 = w.db.store.area_by_code("LKO-A2").unwrap().id.to_string();
-    let seat = w.db.store.area_by_code("LKO-PC").unwrap().id.to_string();
-    let knp_seat = w.db.store.area_by_code("KNP-PC").unwrap().id.to_string();
+    login_all!(app, w);
+    let ravi = w.user("ravi");
+    let sita = w.user("sita");
+    let a1 = w.area("LKO-A1");
+    let a2 = w.area("LKO-A2");
+    let seat = w.area("LKO-PC");
+    let knp_seat = w.area("KNP-PC");
 
     let p1 = photo(&w.db.store, 1, 0x0000_0000_0000_0000, ravi.id);
     let p2 = photo(&w.db.store, 2, 0xFFFF_0000_FFFF_0000, ravi.id);
@@ -137,22 +31,10 @@ async fn run(kind: Kind) {
     // Sita's photo: a near copy (3 bits) of Ravi's p2.
     let near_p2 = photo(&w.db.store, 5, 0xFFFF_0000_FFFF_0007, sita.id);
 
-    let meeting = |mid: &str, at: &str, area: &str, photos: Vec<&str>| {
-        json!({"id": Uuid::now_v7(), "type": "meeting.upsert", "data": {
-            "id": mid, "kind": "small_meeting", "occurred_at": at, "area_id": area,
-            "location": {"lat": 26.85, "lon": 80.95, "accuracy_m": 12},
-            "attendee_count": 14, "topic": "बिजली", "notes": "", "photos": photos}})
-    };
-    let push = |who: &str, muts: Vec<Value>| {
-        TestRequest::post()
-            .uri("/v1/sync/push")
-            .insert_header(("authorization", format!("Bearer {}", tokens[who])))
-            .set_json(json!({"device_id": format!("dev-{who}"), "mutations": muts}))
-    };
+    let push = |who: &str, muts: Vec<Value>| w.push(who, muts);
 
     // Yesterday in IST: inside the grace window and never in the future.
-    let today = (chrono::Utc::now() + chrono::Duration::minutes(330)).date_naive()
-        - chrono::Duration::days(1);
+    let today = support::yesterday_ist();
     let at = |hm: &str| format!("{today}T{hm}:00+05:30");
     let m1 = Uuid::now_v7().to_string();
     let m2 = Uuid::now_v7().to_string();
@@ -315,9 +197,7 @@ async fn run(kind: Kind) {
             Some(c) => format!("/v1/sync/pull?cursor={c}"),
             None => "/v1/sync/pull".into(),
         };
-        TestRequest::get()
-            .uri(&uri)
-            .insert_header(("authorization", format!("Bearer {}", tokens[who])))
+        w.get(who, &uri)
     };
     let (st, feed) = call!(app, pull("ravi", None));
     assert_eq!(st, 200, "{feed}");

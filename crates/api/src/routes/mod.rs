@@ -2,8 +2,10 @@
 
 pub mod areas;
 pub mod auth;
+pub mod compliance;
 pub mod health;
 pub mod media;
+pub mod meetings;
 pub mod sync;
 pub mod uploads;
 pub mod users;
