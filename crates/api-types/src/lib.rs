@@ -10,6 +10,7 @@ pub mod directory;
 pub mod media;
 pub mod problem;
 pub mod quota;
+pub mod records;
 pub mod sync;
 
 pub use auth::{LoginRequest, RefreshRequest, TokenResponse, TokenUser};
@@ -19,6 +20,7 @@ pub use directory::{
 pub use media::{CreateUploadRequest, GpsData, MediaInfo, UploadStatus};
 pub use problem::{FieldError, Problem};
 pub use quota::*;
+pub use records::*;
 pub use sync::{
     Change, FeedbackData, LocationData, MAX_MUTATIONS_PER_PUSH, MeetingData, Mutation, MutationOp,
     MutationResult, MutationStatus, PullResponse, PushRequest, PushResponse,

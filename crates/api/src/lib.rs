@@ -149,7 +149,8 @@ pub fn app(
                 .configure(routes::uploads::configure)
                 .configure(routes::sync::configure)
                 .configure(routes::meetings::configure)
-                .configure(routes::compliance::configure),
+                .configure(routes::compliance::configure)
+                .configure(routes::records::configure),
         )
         .default_service(web::to(not_found))
 }

@@ -52,6 +52,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(routes::sync::Doc::openapi());
     doc.merge(routes::meetings::Doc::openapi());
     doc.merge(routes::compliance::Doc::openapi());
+    doc.merge(routes::records::Doc::openapi());
     doc
 }
 

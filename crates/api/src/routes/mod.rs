@@ -6,6 +6,7 @@ pub mod compliance;
 pub mod health;
 pub mod media;
 pub mod meetings;
+pub mod records;
 pub mod sync;
 pub mod uploads;
 pub mod users;

@@ -232,7 +232,30 @@ pub async fn update(
     let (target_id, actor_id) = (target.id, actor.id);
     let user = state
         .store
-        .run(move |s| s.update_user(target_id, &patch, Some(actor_id)))
+        .run(move |s| {
+            let user = s.update_user(target_id, &patch, Some(actor_id))?;
+            // The in-charge's phone learns of a move, a new role or a deactivation on
+            // its next pull (when it can still pull).
+            if user.area_id != target.area_id
+                || user.role != target.role
+                || user.active != target.active
+            {
+                s.append_change(&baithak_store::NewChange {
+                    kind: "assignment.changed".into(),
+                    user_id: Some(user.id),
+                    area_path: Some(user.area_path.clone()),
+                    entity_id: user.id.to_string(),
+                    data: serde_json::json!({
+                        "user_id": user.id,
+                        "area_id": user.area_id,
+                        "role": user.role,
+                        "active": user.active,
+                    })
+                    .to_string(),
+                })?;
+            }
+            Ok(user)
+        })
         .await?;
     Ok(HttpResponse::Ok().json(user_item(user)))
 }
