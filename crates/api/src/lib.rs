@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod metrics;
 pub mod openapi;
 pub mod quota;
 pub mod routes;
@@ -120,10 +121,12 @@ pub fn app(
         .app_data(query_config())
         .app_data(path_config())
         .wrap(ErrorHandlers::new().default_handler(ensure_problem))
+        .wrap(actix_web::middleware::from_fn(metrics::middleware))
         .wrap(TracingLogger::default())
         .route("/healthz", web::get().to(routes::health::healthz))
         .route("/readyz", web::get().to(routes::health::readyz))
         .route("/openapi.json", web::get().to(openapi::serve))
+        .route("/metrics", web::get().to(metrics::serve))
         .service(
             web::scope("/v1")
                 .route("/auth/login", web::post().to(routes::auth::login))

@@ -30,6 +30,8 @@ impl Modify for BearerAuth {
     paths(
         routes::health::healthz,
         routes::health::readyz,
+        crate::metrics::serve,
+        serve,
         routes::auth::login,
         routes::auth::refresh,
         routes::auth::logout,
@@ -63,6 +65,9 @@ pub fn yaml() -> Result<String, String> {
     doc.to_yaml().map_err(|e| e.to_string())
 }
 
+/// This document, as JSON.
+#[utoipa::path(get, operation_id = "openapi", path = "/openapi.json", tag = "health",
+    responses((status = 200, content_type = "application/json", body = Object)))]
 pub async fn serve() -> HttpResponse {
     let mut doc = document();
     doc.info.version = "1".into();

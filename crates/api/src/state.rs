@@ -61,6 +61,7 @@ pub struct AppState {
     pub ingest: IngestPool,
     /// Scratch space on local disk: bodies being received, resumable upload parts.
     pub work_dir: PathBuf,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl AppState {
@@ -77,6 +78,7 @@ impl AppState {
             ingest: IngestPool::new(config.ingest_workers, config.ingest_queue),
             blobs,
             work_dir,
+            metrics: crate::metrics::Metrics::default(),
             store,
             keys: JwtKeys::new(jwt_secret, config.access_ttl),
             passwords: Passwords::new(config.max_concurrent_hashes)?,

@@ -12,7 +12,7 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// The database answers: this replica may take traffic.
+/// The database and the photo store answer: this replica may take traffic.
 #[utoipa::path(get, operation_id = "readyz", path = "/readyz", tag = "health",
     responses((status = 200), (status = 503, body = Problem)))]
 pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
@@ -24,5 +24,16 @@ pub async fn readyz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
             retry_after_secs: 5,
             cause: e.to_string(),
         })?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready", "database": "ok"})))
+    // Any key will do: a reachable store answers "absent".
+    let probe = baithak_media::Sha256::from_bytes([0u8; 32]);
+    state
+        .blobs
+        .exists(baithak_media::Variant::Thumb, &probe)
+        .await
+        .map_err(|e| ApiError::Unavailable {
+            retry_after_secs: 5,
+            cause: e.to_string(),
+        })?;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"status": "ready", "database": "ok", "photos": "ok"})))
 }
