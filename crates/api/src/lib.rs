@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod photos;
 pub mod quota;
 pub mod routes;
 pub mod state;

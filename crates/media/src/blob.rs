@@ -4,15 +4,23 @@
 //! Keys fan out on the first two digest bytes (`original/ab/cd/<sha>`) so no
 //! directory or listing prefix grows unboundedly. Since the key is the content
 //! hash, writing the same key twice writes the same bytes and is harmless.
+//!
+//! Durability: a put returns only once the blob would survive a power cut. S3
+//! acknowledges a write only after storing it durably; `object_store`'s local
+//! backend renames a staging file into place but never fsyncs, so on a local
+//! store every put is followed by an fsync of the file and of each directory
+//! from its parent up to the store's root (which makes the rename, and any
+//! fan-out directory it had to create, durable too).
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload, WriteMultipart};
+use object_store::{GetResultPayload, ObjectStore, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use crate::hash::{Sha256, Sha256Hasher};
@@ -76,32 +84,60 @@ const MULTIPART_CHUNK: usize = 8 * 1024 * 1024;
 const READ_CHUNK: usize = 256 * 1024;
 const UPLOAD_CONCURRENCY: usize = 2;
 
+/// A stored blob being read: its size and its bytes, chunk by chunk.
+pub struct BlobReader {
+    pub size: u64,
+    pub stream: BoxStream<'static, Result<Bytes, BlobError>>,
+}
+
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("size", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The local backend and its canonical root, kept beside the trait object so
+/// puts can find the file they wrote and fsync it.
+#[derive(Debug)]
+struct LocalDisk {
+    fs: Arc<LocalFileSystem>,
+    root: PathBuf,
+}
+
 /// Blob storage keyed by content hash and variant.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    local: Option<Arc<LocalDisk>>,
 }
 
 impl BlobStore {
-    /// Wraps any `object_store` backend (e.g. `InMemory` in tests).
+    /// Wraps any `object_store` backend (e.g. `InMemory` in tests). Puts are as
+    /// durable as that backend makes them; use [`BlobStore::local`] for a folder.
     pub fn new(store: Arc<dyn ObjectStore>) -> Self {
-        BlobStore { store }
+        BlobStore { store, local: None }
     }
 
     /// Stores blobs as files under `dir`, creating it if missing.
     ///
     /// Writes go to a sibling temp file that is renamed into place, so readers
-    /// never see a partial blob (they are not fsynced, though: after a power
-    /// cut the newest blobs may be missing or empty).
+    /// never see a partial blob, and each put fsyncs the file and its
+    /// directories before it returns, so an acknowledged blob survives a power cut.
     pub fn local(dir: impl AsRef<FsPath>) -> Result<Self, BlobError> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| BlobError::Io {
+        let io_err = |source| BlobError::Io {
             path: dir.to_path_buf(),
             source,
-        })?;
-        Ok(BlobStore::new(Arc::new(LocalFileSystem::new_with_prefix(
-            dir,
-        )?)))
+        };
+        std::fs::create_dir_all(dir).map_err(io_err)?;
+        let root = std::fs::canonicalize(dir).map_err(io_err)?;
+        let fs = Arc::new(LocalFileSystem::new_with_prefix(&root)?);
+        Ok(BlobStore {
+            store: Arc::clone(&fs) as Arc<dyn ObjectStore>,
+            local: Some(Arc::new(LocalDisk { fs, root })),
+        })
     }
 
     /// An S3-compatible bucket configured from `AWS_*` variables:
@@ -143,10 +179,9 @@ impl BlobStore {
                 });
             }
         }
-        self.store
-            .put(&kind.path(sha), PutPayload::from_bytes(bytes))
-            .await?;
-        Ok(())
+        let path = kind.path(sha);
+        self.store.put(&path, PutPayload::from_bytes(bytes)).await?;
+        self.make_durable(&path).await
     }
 
     /// Stores a file (typically the temp file an upload was streamed into)
@@ -205,7 +240,7 @@ impl BlobStore {
             }
         }
         writer.finish().await?;
-        Ok(())
+        self.make_durable(&kind.path(sha)).await
     }
 
     /// The blob's bytes, or `None` if it was never stored.
@@ -215,6 +250,24 @@ impl BlobStore {
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The blob as a stream, or `None` if it was never stored. Local files are
+    /// read in large chunks rather than `object_store`'s 8 KiB ones.
+    pub async fn open(&self, kind: Variant, sha: &Sha256) -> Result<Option<BlobReader>, BlobError> {
+        let result = match self.store.get(&kind.path(sha)).await {
+            Ok(result) => result,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let size = result.meta.size;
+        let stream = match result.payload {
+            GetResultPayload::File(file, path) => {
+                file_stream(tokio::fs::File::from_std(file), path, size)
+            }
+            GetResultPayload::Stream(stream) => stream.map_err(BlobError::from).boxed(),
+        };
+        Ok(Some(BlobReader { size, stream }))
     }
 
     pub async fn exists(&self, kind: Variant, sha: &Sha256) -> Result<bool, BlobError> {
@@ -232,6 +285,81 @@ impl BlobStore {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+impl BlobStore {
+    /// On a local store, fsyncs the blob at `location` and every directory from
+    /// its parent up to the root, off the async threads. A no-op elsewhere.
+    async fn make_durable(&self, location: &Path) -> Result<(), BlobError> {
+        let Some(disk) = &self.local else {
+            return Ok(());
+        };
+        let file = disk.fs.path_to_filesystem(location)?;
+        let root = disk.root.clone();
+        let task_path = file.clone();
+        tokio::task::spawn_blocking(move || sync_file_and_dirs(&task_path, &root))
+            .await
+            .map_err(|e| BlobError::Io {
+                path: file.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+}
+
+fn sync_file_and_dirs(file: &FsPath, root: &FsPath) -> Result<(), BlobError> {
+    let sync = |path: &FsPath| {
+        std::fs::File::open(path)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| BlobError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+    };
+    sync(file)?;
+    // Opening a directory read-only and fsyncing it persists its entries on
+    // Linux; the fan-out directories may be new, so each level up to the root.
+    let mut dir = file.parent();
+    while let Some(d) = dir {
+        sync(d)?;
+        if d == root {
+            break;
+        }
+        dir = d.parent().filter(|p| p.starts_with(root));
+    }
+    Ok(())
+}
+
+const STREAM_CHUNK: usize = 256 * 1024;
+
+/// Reads `len` bytes of `file` as a stream of chunks of up to [`STREAM_CHUNK`].
+fn file_stream(
+    file: tokio::fs::File,
+    path: PathBuf,
+    len: u64,
+) -> BoxStream<'static, Result<Bytes, BlobError>> {
+    futures_util::stream::try_unfold(
+        (file, path, len),
+        |(mut file, path, remaining)| async move {
+            if remaining == 0 {
+                return Ok(None);
+            }
+            let want = usize::try_from(remaining).map_or(STREAM_CHUNK, |r| r.min(STREAM_CHUNK));
+            let mut buf = BytesMut::zeroed(want);
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(source) => return Err(BlobError::Io { path, source }),
+            };
+            if n == 0 {
+                return Err(BlobError::Io {
+                    path,
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+            buf.truncate(n);
+            Ok(Some((buf.freeze(), (file, path, remaining - n as u64))))
+        },
+    )
+    .boxed()
 }
 
 // The original error is what the caller needs to see; a failed abort only
@@ -258,5 +386,64 @@ mod tests {
             "thumb/e3/b0/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855.jpg"
         );
         assert!(Variant::Display.key(&sha).starts_with("display/e3/b0/"));
+    }
+
+    /// The fsync after a local put must find the file `object_store` wrote; if
+    /// the key-to-path mapping were wrong, the put itself would fail.
+    #[tokio::test]
+    async fn local_puts_are_synced_where_object_store_wrote_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(tmp.path().join("blobs")).unwrap();
+        let bytes = b"evidence".to_vec();
+        let sha = crate::sha256_of(&bytes);
+        store
+            .put(Variant::Original, &sha, bytes.clone())
+            .await
+            .unwrap();
+        let on_disk = tmp.path().join("blobs").join(Variant::Original.key(&sha));
+        assert_eq!(std::fs::read(&on_disk).unwrap(), bytes);
+
+        let disk = store.local.as_ref().unwrap();
+        assert_eq!(
+            disk.fs
+                .path_to_filesystem(&Variant::Original.path(&sha))
+                .unwrap(),
+            std::fs::canonicalize(&on_disk).unwrap()
+        );
+        // A missing blob is an error, never a silent success.
+        let missing = crate::sha256_of(b"missing");
+        assert!(
+            store
+                .make_durable(&Variant::Thumb.path(&missing))
+                .await
+                .is_err()
+        );
+
+        let mut reader = store.open(Variant::Original, &sha).await.unwrap().unwrap();
+        assert_eq!(reader.size, bytes.len() as u64);
+        let mut read = Vec::new();
+        while let Some(chunk) = reader.stream.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(read, bytes);
+        assert!(store.open(Variant::Thumb, &sha).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn large_local_blobs_stream_in_chunks() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(tmp.path()).unwrap();
+        let bytes: Vec<u8> = (0..(STREAM_CHUNK * 2 + 17))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let sha = crate::sha256_of(&bytes);
+        store
+            .put(Variant::Original, &sha, bytes.clone())
+            .await
+            .unwrap();
+        let reader = store.open(Variant::Original, &sha).await.unwrap().unwrap();
+        let chunks: Vec<Bytes> = reader.stream.try_collect().await.unwrap();
+        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.concat(), bytes);
     }
 }

@@ -22,7 +22,7 @@ mod metadata;
 mod phash;
 mod pool;
 
-pub use blob::{BlobError, BlobStore, Variant};
+pub use blob::{BlobError, BlobReader, BlobStore, Variant};
 pub use derive::{DISPLAY_MAX_SIDE, JPEG_QUALITY, THUMB_MAX_SIDE, fit_within};
 pub use hash::{ParseSha256Error, Sha256, Sha256Hasher, sha256_of};
 pub use ingest::{IngestError, IngestLimits, Ingested, decode, ingest};

@@ -93,6 +93,9 @@ struct ServeArgs {
     /// Database connections in the pool.
     #[arg(long, env = "BAITHAK_DB_CONNECTIONS", default_value_t = 16)]
     db_connections: u32,
+    /// Largest photo accepted, in bytes; bigger uploads get 413.
+    #[arg(long, env = "BAITHAK_MAX_PHOTO_BYTES", default_value_t = 15 * 1024 * 1024)]
+    max_photo_bytes: u64,
 }
 
 #[derive(Subcommand)]
@@ -168,6 +171,10 @@ fn main() -> Result<()> {
     }
 }
 
+/// Days a mutation ledger entry is kept: at least 90 (the longest offline period
+/// planned for), doubled for margin.
+const LEDGER_KEEP_DAYS: i64 = 180;
+
 fn serve(common: &Common, args: ServeArgs) -> Result<()> {
     let store = open_store(common, args.db_connections)?;
     if args.demo {
@@ -177,6 +184,10 @@ fn serve(common: &Common, args: ServeArgs) -> Result<()> {
     let api_config = ApiConfig {
         access_ttl: chrono::Duration::minutes(args.access_ttl_minutes.clamp(1, 24 * 60)),
         refresh_ttl: chrono::Duration::days(args.refresh_ttl_days.clamp(1, 3650)),
+        ingest_limits: baithak_media::IngestLimits {
+            max_bytes: args.max_photo_bytes.max(1),
+            ..ApiConfig::default().ingest_limits
+        },
         ..ApiConfig::default()
     };
     let blobs = match std::env::var("BAITHAK_BLOB_STORE").as_deref() {
@@ -197,7 +208,27 @@ fn serve(common: &Common, args: ServeArgs) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
+    let sweeper = state.clone();
     actix_web::rt::System::new().block_on(async move {
+        // Hourly (and once at start): drop expired resumable uploads and their parts.
+        actix_web::rt::spawn(async move {
+            let mut every = actix_web::rt::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                if let Err(e) = baithak_api::routes::uploads::sweep_expired_uploads(&sweeper).await
+                {
+                    tracing::warn!(error = %e, "upload sweep failed");
+                }
+                // The mutation ledger must outlive the longest offline period (a device
+                // retrying after 90 days must still get `duplicate`); keep twice that.
+                let cutoff = baithak_store::now_utc() - chrono::Duration::days(LEDGER_KEEP_DAYS);
+                match sweeper.store.run(move |s| s.prune_ledger(cutoff)).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "pruned the mutation ledger"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "ledger pruning failed"),
+                }
+            }
+        });
         let server = actix_web::HttpServer::new(move || baithak_api::app(state.clone()))
             .workers(workers)
             .shutdown_timeout(30)

@@ -11,7 +11,7 @@
 use crate::audit::{AuditConn, AuditEvent};
 use crate::db::{Store, with_conn, write_tx};
 use crate::error::{Result, StoreError};
-use crate::schema::{media, meeting_photos, meetings};
+use crate::schema::{media, media_uploaders, meeting_photos, meetings};
 use crate::time::{now_utc, truncate};
 use baithak_domain::{AreaPath, UserId};
 use chrono::NaiveDateTime;
@@ -232,11 +232,36 @@ impl Store {
                     now,
                 )?;
             }
+            diesel::insert_into(media_uploaders::table)
+                .values((
+                    media_uploaders::sha256.eq(&new.sha256),
+                    media_uploaders::user_id.eq(new.uploaded_by.to_string()),
+                    media_uploaders::created_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
             let stored: MediaRow = media::table
                 .find(&new.sha256)
                 .select(MediaRow::as_select())
                 .first(c)?;
             Ok((MediaRecord::try_from(stored)?, inserted > 0))
+        })
+    }
+
+    /// Records that `user` proved it holds the bytes of an already stored photo (it
+    /// sent them and they hashed right), so the photo is visible to it too.
+    pub fn add_media_uploader(&self, sha256: &str, user: UserId) -> Result<()> {
+        let now = now_utc();
+        write_tx!(self, |c| {
+            diesel::insert_into(media_uploaders::table)
+                .values((
+                    media_uploaders::sha256.eq(sha256),
+                    media_uploaders::user_id.eq(user.to_string()),
+                    media_uploaders::created_at.eq(now),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c)?;
+            Ok(())
         })
     }
 
@@ -302,9 +327,9 @@ impl Store {
         let uid = user_id.to_string();
         let range = scope.map(|s| (s.as_str().to_owned(), s.subtree_upper_bound()));
         with_conn!(self, |c| {
-            let own: i64 = media::table
-                .filter(media::sha256.eq(sha256))
-                .filter(media::uploaded_by.eq(&uid))
+            let own: i64 = media_uploaders::table
+                .filter(media_uploaders::sha256.eq(sha256))
+                .filter(media_uploaders::user_id.eq(&uid))
                 .count()
                 .get_result(c)?;
             if own > 0 {

@@ -240,6 +240,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    media_uploaders (sha256, user_id) {
+        sha256 -> Text,
+        user_id -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> areas (area_id));
 diesel::joinable!(device_sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> device_sessions (session_id));
@@ -266,4 +274,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     quota_days,
     policy,
     reviews,
+    media_uploaders,
 );
