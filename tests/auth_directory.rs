@@ -420,8 +420,19 @@ async fn flow(kind: Kind) {
     assert_eq!(common::read(res).await.0, StatusCode::BAD_REQUEST);
     let (st, _) = s.call(Method::GET, "/readyz", None, None).await;
     assert_eq!(st, StatusCode::OK);
-    let metrics = s.http.get(s.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("baithak_http_requests_total{class=\"4xx\"}"), "{metrics}");
+    let metrics = s
+        .http
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("baithak_http_requests_total{class=\"4xx\"}"),
+        "{metrics}"
+    );
     let (st, spec) = s.call(Method::GET, "/openapi.json", None, None).await;
     assert_eq!(st, StatusCode::OK);
     assert!(spec["paths"]["/v1/sync/push"].is_object());
