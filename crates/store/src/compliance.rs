@@ -266,10 +266,13 @@ impl Store {
                 .filter(areas::path.lt(upper.as_str()))
                 .filter(quota_days::day.ge(from))
                 .filter(quota_days::day.le(to))
-                .order((quota_days::incharge_id.asc(), quota_days::day.asc()))
                 .select(QuotaDayRow::as_select())
                 .load(c)?;
-            parse_quota_days(rows)
+            // Sorted here, not by the database: the join walks in-charges area by
+            // area, so an ORDER BY costs a sort there (~10 ms of 30 k rows on SQLite).
+            let mut out = parse_quota_days(rows)?;
+            out.sort_unstable_by(|a, b| (a.incharge_id, &a.day).cmp(&(b.incharge_id, &b.day)));
+            Ok(out)
         })
     }
 

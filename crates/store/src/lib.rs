@@ -20,6 +20,7 @@ mod uploads;
 mod users;
 
 pub mod areas;
+pub mod seed;
 
 pub use audit::{AuditEvent, AuditRecord, AuditVerification, GENESIS_HASH};
 pub use compliance::{NewReview, PolicyRecord, QuotaDay, ReviewRecord};
