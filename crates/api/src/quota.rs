@@ -224,6 +224,10 @@ pub fn days_touched_by_meeting(
             all.push(p.clone());
         }
     }
+    if applied.created && applied.previous_photos.is_empty() {
+        // A new meeting has the highest record_seq: no later meeting can depend on it.
+        return Ok(days);
+    }
     let facts = tx.media_facts(&all)?;
     let pairs: Vec<(String, u64)> = facts.iter().map(|m| (m.sha256.clone(), m.phash)).collect();
     if !pairs.is_empty() {

@@ -1,0 +1,1 @@
+DROP INDEX quota_days_cover_idx;
