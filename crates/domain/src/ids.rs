@@ -1,7 +1,5 @@
 //! Newtype ids, so a user id can never be passed where an area id is expected.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
 use uuid::Uuid;
 
 /// A fresh time-ordered id. v7 keeps B-tree inserts append-only, which DESIGN.md
@@ -10,16 +8,20 @@ pub fn new_v7() -> Uuid {
     Uuid::now_v7()
 }
 
+/// Defines a UUID newtype id; used here and in `crate::meeting`.
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(transparent)]
-        pub struct $name(pub Uuid);
+        pub struct $name(pub ::uuid::Uuid);
 
         impl $name {
             pub fn new() -> Self {
-                Self(new_v7())
+                Self($crate::ids::new_v7())
             }
         }
 
@@ -29,26 +31,27 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 self.0.fmt(f)
             }
         }
 
-        impl From<Uuid> for $name {
-            fn from(u: Uuid) -> Self {
+        impl From<::uuid::Uuid> for $name {
+            fn from(u: ::uuid::Uuid) -> Self {
                 Self(u)
             }
         }
 
-        impl std::str::FromStr for $name {
-            type Err = uuid::Error;
+        impl ::std::str::FromStr for $name {
+            type Err = ::uuid::Error;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
+                ::uuid::Uuid::parse_str(s).map(Self)
             }
         }
     };
 }
+pub(crate) use id_type;
 
 id_type!(
     /// A user (any role).

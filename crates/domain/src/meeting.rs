@@ -7,7 +7,7 @@
 //! field error (`data.occurred_at: is required`) next to the others, not as a parse
 //! failure of the whole body.
 
-use crate::ids::{AreaId, new_v7};
+use crate::ids::AreaId;
 use crate::policy::MeetingKind;
 use crate::validate::{ValidationError, display_name};
 use chrono::{DateTime, Datelike, FixedOffset};
@@ -16,46 +16,7 @@ use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
 
-// The same newtype shape as `crate::ids`; that module's macro is private to it.
-macro_rules! id_type {
-    ($(#[$doc:meta])* $name:ident) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
-        pub struct $name(pub Uuid);
-
-        impl $name {
-            pub fn new() -> Self {
-                Self(new_v7())
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                self.0.fmt(f)
-            }
-        }
-
-        impl From<Uuid> for $name {
-            fn from(u: Uuid) -> Self {
-                Self(u)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = uuid::Error;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Uuid::parse_str(s).map(Self)
-            }
-        }
-    };
-}
+use crate::ids::id_type;
 
 id_type!(
     /// A meeting; made by the device, stable across retries and edits.

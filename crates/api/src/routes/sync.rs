@@ -48,6 +48,24 @@ fn rejected(id: Uuid, code: &str, message: impl Into<String>) -> MutationResult 
     }
 }
 
+fn applied_result(id: Uuid, entity: Uuid, version: Option<i64>) -> MutationResult {
+    MutationResult {
+        id,
+        status: MutationStatus::Applied,
+        entity_id: Some(entity),
+        version,
+        code: None,
+        message: None,
+        errors: Vec::new(),
+        missing: Vec::new(),
+    }
+}
+
+/// The result as the ledger keeps it, to replay for a retry.
+fn stored_result(r: &MutationResult) -> Result<String, StoreError> {
+    serde_json::to_string(r).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 fn invalid(id: Uuid, errors: Vec<FieldError>) -> MutationResult {
     MutationResult {
         errors,
@@ -234,17 +252,11 @@ async fn meeting_upsert(
                 let policy = load_policy(tx)?;
                 let days = days_touched_by_meeting(tx, &policy, applied, &photos)?;
                 reevaluate_days(tx, &policy, days, Utc::now())?;
-                let result = MutationResult {
+                stored_result(&applied_result(
                     id,
-                    status: MutationStatus::Applied,
-                    entity_id: Some(applied.meeting_id),
-                    version: Some(applied.version),
-                    code: None,
-                    message: None,
-                    errors: Vec::new(),
-                    missing: Vec::new(),
-                };
-                serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))
+                    applied.meeting_id,
+                    Some(applied.version),
+                ))
             })
         })
         .await;
@@ -345,17 +357,7 @@ async fn feedback_create(
         .store
         .run(move |s| {
             s.create_feedback(&write, &ledger, |_tx, applied| {
-                let result = MutationResult {
-                    id,
-                    status: MutationStatus::Applied,
-                    entity_id: Some(applied.feedback_id),
-                    version: None,
-                    code: None,
-                    message: None,
-                    errors: Vec::new(),
-                    missing: Vec::new(),
-                };
-                serde_json::to_string(&result).map_err(|e| StoreError::Corrupt(e.to_string()))
+                stored_result(&applied_result(id, applied.feedback_id, None))
             })
         })
         .await;
