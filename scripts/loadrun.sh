@@ -1,8 +1,8 @@
 #!/bin/bash
 # Load run: baithak serve (release) + baithak-sim, no faults, one photo per meeting.
-# usage: run.sh BACKEND(sqlite|postgres) PHOTODIR DEVICES LABEL
+# usage (from the repo root): scripts/loadrun.sh BACKEND(sqlite|postgres) PHOTODIR DEVICES LABEL
 set -u
-BIN=${BIN:-target/release}
+BIN=${BIN:-$(pwd)/target/release}
 backend=$1; photos=$2; n=$3; label=$4
 dir=$(mktemp -d /tmp/baithak-load.XXXX)
 if [ "$backend" = postgres ]; then
