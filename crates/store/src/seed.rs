@@ -18,8 +18,9 @@
 //! What is deliberately *not* written: audit entries, pull-feed changes and mutation
 //! ledger rows. Seeded history is therefore not auditable, devices pulling the feed
 //! do not hear of it, and it must never be run against a production database.
-//! On PostgreSQL the seeded tables are `ANALYZE`d at the end, as autovacuum would do
-//! shortly after a bulk load; SQLite is left as the server leaves it (no statistics).
+//! On PostgreSQL the seeded tables are vacuumed and analysed at the end, as autovacuum
+//! would do shortly after a bulk load (the visibility map lets covering indexes answer
+//! index-only); SQLite is left as the server leaves it (no statistics).
 
 use crate::db::{Backend, Store, write_tx};
 use crate::error::{Result, StoreError};
@@ -608,8 +609,10 @@ impl Store {
         }
         if self.backend() == Backend::Postgres {
             crate::db::with_conn!(self, |c| {
-                diesel::sql_query("ANALYZE users, media, meetings, meeting_photos, quota_days")
-                    .execute(c)?;
+                diesel::sql_query(
+                    "VACUUM (ANALYZE) users, media, meetings, meeting_photos, quota_days",
+                )
+                .execute(c)?;
                 Ok::<_, StoreError>(())
             })?;
         }
