@@ -235,6 +235,27 @@ pub async fn daily(
     }))
 }
 
+/// Met days over days that count (met, short, none); 0 when there are none.
+fn met_rate(met: u32, considered: u32) -> f64 {
+    if considered == 0 {
+        0.0
+    } else {
+        f64::from(met) / f64::from(considered)
+    }
+}
+
+/// When each in-charge's last counted meeting happened.
+fn last_counted(
+    store: &Store,
+    ids: &[UserId],
+) -> Result<HashMap<UserId, DateTime<Utc>>, StoreError> {
+    Ok(store
+        .last_counted_at(ids)?
+        .into_iter()
+        .map(|(u, t)| (u, utc(t)))
+        .collect())
+}
+
 fn summarise(
     policy: &Policy,
     u: &User,
@@ -254,11 +275,7 @@ fn summarise(
         days_short: short,
         days_none: none,
         days_exempt: exempt,
-        rate: if considered == 0 {
-            0.0
-        } else {
-            f64::from(met) / f64::from(considered)
-        },
+        rate: met_rate(met, considered),
         current_streak: u32::try_from(streak).unwrap_or(0),
         inactive: is_inactive(last, utc(u.created_at), now, policy),
         last_counted_at: last,
@@ -285,11 +302,7 @@ pub async fn summary(
         .run(move |s| {
             let g = grid(s, &scope, from, to)?;
             let ids: Vec<UserId> = g.incharges.iter().map(|(u, _)| u.id).collect();
-            let last: HashMap<UserId, DateTime<Utc>> = s
-                .last_counted_at(&ids)?
-                .into_iter()
-                .map(|(u, t)| (u, utc(t)))
-                .collect();
+            let last = last_counted(s, &ids)?;
             let now = Utc::now();
             let rows: Vec<(InchargeSummary, Option<AreaId>)> = g
                 .incharges
@@ -328,11 +341,7 @@ pub async fn summary(
                         days_met: met,
                         days_short: short,
                         days_none: none,
-                        rate: if considered == 0 {
-                            0.0
-                        } else {
-                            f64::from(met) / f64::from(considered)
-                        },
+                        rate: met_rate(met, considered),
                         inactive: u32::try_from(mine.iter().filter(|r| r.inactive).count())
                             .unwrap_or(0),
                     }
@@ -382,11 +391,7 @@ pub async fn inactive(
             }
             let users = incharges_in(s, &scope)?;
             let ids: Vec<UserId> = users.iter().map(|u| u.id).collect();
-            let last: HashMap<UserId, DateTime<Utc>> = s
-                .last_counted_at(&ids)?
-                .into_iter()
-                .map(|(u, t)| (u, utc(t)))
-                .collect();
+            let last = last_counted(s, &ids)?;
             let now = Utc::now();
             let items = users
                 .into_iter()
