@@ -7,10 +7,10 @@
 //! change is bounded by one day's meetings plus indexed photo lookups, so it does not
 //! grow with an in-charge's history.
 
-use baithak_domain::meeting::{Decision, FlagEntry, MeetingId};
+use baithak_domain::meeting::{Decision, Flag, FlagEntry, MeetingId, sort_flags};
 use baithak_domain::quota::{
-    DayMeeting as DomainDayMeeting, DuplicateHit, MeetingFacts, PhotoFacts, evaluate_day,
-    evaluate_meeting,
+    DayMeeting as DomainDayMeeting, DuplicateHit, MeetingEvaluation, MeetingFacts, PhotoFacts,
+    evaluate_day, evaluate_meeting,
 };
 use baithak_domain::{GeoPoint, MeetingKind, Policy, UserId};
 use baithak_store::{
@@ -54,15 +54,71 @@ fn photo_taken_at(m: &MediaRecord, policy: &Policy) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn facts(tx: &mut dyn SyncTx, policy: &Policy, dm: &DayMeeting) -> Result<MeetingFacts> {
+/// Which meetings of a re-evaluated day have their photos searched again for earlier
+/// uses. The search is the one part of an evaluation whose cost grows with history
+/// (it reads every stored photo that shares a pHash band value), and its answer for a
+/// meeting changes only when that meeting's photos, an earlier meeting's photos or the
+/// policy's distance change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PhotoSearch {
+    /// Every meeting of the day: after edits, reviews, policy changes and in recompute.
+    Every,
+    /// Only this meeting; the others keep their stored `duplicate_photo` verdict. For
+    /// changes that move no other meeting's earlier uses: a meeting just created (it
+    /// has the highest `record_seq`) or a review (decisions do not enter the search).
+    Only(uuid::Uuid),
+}
+
+/// The `duplicate_photo` entry of a meeting's stored evaluation: `Ok(None)` when it
+/// had none, `Err(())` when the stored flags cannot be read (search again then).
+fn stored_duplicate(dm: &DayMeeting) -> std::result::Result<Option<FlagEntry>, ()> {
+    let flags: Vec<FlagEntry> = serde_json::from_str(&dm.meeting.flags).map_err(|_| ())?;
+    Ok(flags.into_iter().find(|f| f.flag == Flag::DuplicatePhoto))
+}
+
+/// Evaluates one meeting of a day, searching its photos' earlier uses or reusing its
+/// stored duplicate verdict as `search` says.
+fn evaluate(
+    tx: &mut dyn SyncTx,
+    policy: &Policy,
+    dm: &DayMeeting,
+    search: PhotoSearch,
+) -> Result<MeetingEvaluation> {
+    let reuse = match search {
+        PhotoSearch::Only(id) if id != dm.meeting.id => stored_duplicate(dm).ok(),
+        _ => None,
+    };
+    let Some(stored) = reuse else {
+        return Ok(evaluate_meeting(policy, &facts(tx, policy, dm, true)?));
+    };
+    let mut e = evaluate_meeting(policy, &facts(tx, policy, dm, false)?);
+    if let Some(dup) = stored {
+        e.flags.push(dup);
+        sort_flags(&mut e.flags);
+        e.eligible = false;
+    }
+    Ok(e)
+}
+
+/// The evaluation's inputs for one meeting; its photos' earlier uses only when
+/// `search` (otherwise none are listed).
+fn facts(
+    tx: &mut dyn SyncTx,
+    policy: &Policy,
+    dm: &DayMeeting,
+    search: bool,
+) -> Result<MeetingFacts> {
     let m = &dm.meeting;
-    let photos: Vec<(String, u64)> = dm
-        .media
-        .iter()
-        .map(|p| (p.sha256.clone(), p.phash))
-        .collect();
-    let hits =
-        tx.earlier_photo_uses(m.id, m.record_seq, &photos, policy.duplicate_phash_distance)?;
+    let hits = if search {
+        let photos: Vec<(String, u64)> = dm
+            .media
+            .iter()
+            .map(|p| (p.sha256.clone(), p.phash))
+            .collect();
+        tx.earlier_photo_uses(m.id, m.record_seq, &photos, policy.duplicate_phash_distance)?
+    } else {
+        Vec::new()
+    };
     let location = match (m.lat, m.lon) {
         (Some(lat), Some(lon)) => GeoPoint::new(lat, lon).ok(),
         _ => None,
@@ -109,6 +165,7 @@ pub fn reevaluate_day(
     policy: &Policy,
     incharge: UserId,
     day: &str,
+    search: PhotoSearch,
     now: DateTime<Utc>,
 ) -> Result<()> {
     let date = NaiveDate::parse_from_str(day, "%Y-%m-%d")
@@ -116,8 +173,7 @@ pub fn reevaluate_day(
     let meetings = tx.day_meetings(incharge, day)?;
     let mut verdicts = Vec::with_capacity(meetings.len());
     for dm in &meetings {
-        let f = facts(tx, policy, dm)?;
-        verdicts.push(evaluate_meeting(policy, &f));
+        verdicts.push(evaluate(tx, policy, dm, search)?);
     }
     let day_input: Vec<DomainDayMeeting> = meetings
         .iter()
@@ -135,7 +191,7 @@ pub fn reevaluate_day(
         let mut flags: Vec<FlagEntry> = verdict.flags;
         if let Some(tc) = result.too_close.iter().find(|t| t.meeting_id == id) {
             flags.push(tc.flag_entry(policy));
-            baithak_domain::meeting::sort_flags(&mut flags);
+            sort_flags(&mut flags);
         }
         let counted = result.counted_ids.contains(&id);
         let flags_json = serde_json::to_string(&flags)
@@ -195,12 +251,21 @@ pub fn reevaluate_days(
     tx: &mut dyn SyncTx,
     policy: &Policy,
     days: BTreeSet<(UserId, String)>,
+    search: PhotoSearch,
     now: DateTime<Utc>,
 ) -> Result<()> {
     for (incharge, day) in days {
-        reevaluate_day(tx, policy, incharge, &day, now)?;
+        reevaluate_day(tx, policy, incharge, &day, search, now)?;
     }
     Ok(())
+}
+
+/// What a change to one meeting moves: the days to re-evaluate and whose photos to
+/// search again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touched {
+    pub days: BTreeSet<(UserId, String)>,
+    pub search: PhotoSearch,
 }
 
 /// The days a change to one meeting can move: its own day (and its old day after an
@@ -211,7 +276,7 @@ pub fn days_touched_by_meeting(
     policy: &Policy,
     applied: &MeetingApplied,
     photos: &[String],
-) -> Result<BTreeSet<(UserId, String)>> {
+) -> Result<Touched> {
     let incharge = applied.incharge_id;
     let mut days = BTreeSet::new();
     days.insert((incharge, applied.local_day.clone()));
@@ -225,8 +290,12 @@ pub fn days_touched_by_meeting(
         }
     }
     if applied.created && applied.previous_photos.is_empty() {
-        // A new meeting has the highest record_seq: no later meeting can depend on it.
-        return Ok(days);
+        // A new meeting has the highest record_seq: no later meeting can depend on it,
+        // and the earlier uses of its day's other meetings are as stored.
+        return Ok(Touched {
+            days,
+            search: PhotoSearch::Only(applied.meeting_id),
+        });
     }
     let facts = tx.media_facts(&all)?;
     let pairs: Vec<(String, u64)> = facts.iter().map(|m| (m.sha256.clone(), m.phash)).collect();
@@ -242,7 +311,10 @@ pub fn days_touched_by_meeting(
             }
         }
     }
-    Ok(days)
+    Ok(Touched {
+        days,
+        search: PhotoSearch::Every,
+    })
 }
 
 /// Recomputes every stored day from the stored facts (meetings, photos, reviews,
@@ -256,6 +328,6 @@ pub fn recompute_all(tx: &mut dyn SyncTx, now: DateTime<Utc>) -> Result<usize> {
         .into_iter()
         .collect();
     let n = days.len();
-    reevaluate_days(tx, &policy, days, now)?;
+    reevaluate_days(tx, &policy, days, PhotoSearch::Every, now)?;
     Ok(n)
 }

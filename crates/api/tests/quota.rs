@@ -528,6 +528,28 @@ async fn reused_photos(kind: Kind) {
             assert_eq!(f["related_meeting_id"], first.as_str());
         }
     }
+
+    // Accepting a duplicate keeps its duplicate verdict (a review re-evaluates the day
+    // without searching the other meetings' photos again), and the state kept by these
+    // partial searches equals a full recompute.
+    let (st, m) = call!(
+        app,
+        TestRequest::post()
+            .uri(&format!("/v1/meetings/{by_sita}/review"))
+            .insert_header(w.auth("hq.audit"))
+            .set_json(json!({"decision": "accepted", "reason": "looked at it"}))
+    );
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(m["counts"], false, "{m}");
+    let head = store.feed_head().unwrap();
+    store
+        .sync_tx(|tx| baithak_api::quota::recompute_all(tx, chrono::Utc::now()))
+        .unwrap();
+    assert_eq!(
+        store.feed_head().unwrap(),
+        head,
+        "recompute changed nothing"
+    );
 }
 
 #[actix_rt::test]

@@ -144,8 +144,8 @@ both_backends!(
             .store
             .upsert_meeting(&write, &ledger, |tx, applied| {
                 let policy = load_policy(tx)?;
-                let days = days_touched_by_meeting(tx, &policy, applied, &photos)?;
-                reevaluate_days(tx, &policy, days, Utc::now())?;
+                let touched = days_touched_by_meeting(tx, &policy, applied, &photos)?;
+                reevaluate_days(tx, &policy, touched.days, touched.search, Utc::now())?;
                 Ok(String::new())
             })
             .unwrap();

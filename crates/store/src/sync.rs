@@ -293,19 +293,43 @@ impl_both!(PhotoUseConn {
     ) -> Result<Vec<PhotoUse>> {
         check_distance(max_distance)?;
         let mid = meeting_id.to_string();
-        // (photo, other meeting, other photo) → nearest use
-        let mut found: HashMap<(String, Uuid, String), PhotoUse> = HashMap::new();
-        let mut keep = |u: PhotoUse| {
-            let key = (u.sha256.clone(), u.other_meeting_id, u.other_sha256.clone());
-            match found.get(&key) {
-                Some(old) if old.distance <= u.distance => {}
-                _ => {
-                    found.insert(key, u);
-                }
+        // Step 1 reads `media` alone, through the covering band indexes: other photo's
+        // SHA-256 → (index of our photo, distance). The band lookups return every photo
+        // sharing a band value, which grows with history, so they must stay index-only
+        // and must not touch `meetings` before the distance filter has run.
+        let mut near: HashMap<String, Vec<(usize, u32)>> = HashMap::new();
+        let mut note = |other: String, i: usize, d: u32| {
+            let list = near.entry(other).or_default();
+            match list.iter_mut().find(|(j, _)| *j == i) {
+                Some(e) if e.1 <= d => {}
+                Some(e) => e.1 = d,
+                None => list.push((i, d)),
             }
         };
-        let shas: Vec<String> = photos.iter().map(|(s, _)| s.clone()).collect();
-        for chunk in shas.chunks(CHUNK) {
+        for (i, (sha, _)) in photos.iter().enumerate() {
+            note(sha.clone(), i, 0);
+        }
+        if max_distance > 0 {
+            for (i, (_, phash)) in photos.iter().enumerate() {
+                let cands = band_candidates(*phash, max_distance);
+                for_each_band_chunk!(cands, media::table.into_boxed(), |q| {
+                    let rows: Vec<(String, i64)> =
+                        q.select((media::sha256, media::phash)).load(self)?;
+                    for (other_sha, other_phash) in rows {
+                        let d = phash_distance(*phash, other_phash as u64);
+                        if d <= max_distance {
+                            note(other_sha, i, d);
+                        }
+                    }
+                });
+            }
+        }
+        // Step 2: the meetings that use one of the near photos, on the other side of
+        // `record_seq`. Usually only this meeting's own photos, so a few rows.
+        // (photo, other meeting, other photo) → nearest use
+        let mut found: HashMap<(String, Uuid, String), PhotoUse> = HashMap::new();
+        let keys: Vec<String> = near.keys().cloned().collect();
+        for chunk in keys.chunks(CHUNK) {
             let q = meeting_photos::table
                 .inner_join(meetings::table)
                 .filter(meeting_photos::sha256.eq_any(chunk))
@@ -327,48 +351,17 @@ impl_both!(PhotoUseConn {
                     ),
                 ))
                 .load(self)?;
-            for (sha, other) in rows {
-                keep(photo_use(&sha, sha.clone(), other, 0)?);
-            }
-        }
-        if max_distance > 0 {
-            for (sha, phash) in photos {
-                let cands = band_candidates(*phash, max_distance);
-                for_each_band_chunk!(
-                    cands,
-                    {
-                        let q = meeting_photos::table
-                            .inner_join(meetings::table)
-                            .inner_join(media::table)
-                            .filter(meetings::id.ne(&mid))
-                            .into_boxed();
-                        if later {
-                            q.filter(meetings::record_seq.gt(record_seq))
-                        } else {
-                            q.filter(meetings::record_seq.lt(record_seq))
-                        }
-                    },
-                    |q| {
-                        let rows: Vec<(String, i64, OtherMeeting)> = q
-                            .select((
-                                media::sha256,
-                                media::phash,
-                                (
-                                    meetings::id,
-                                    meetings::record_seq,
-                                    meetings::incharge_id,
-                                    meetings::decision,
-                                ),
-                            ))
-                            .load(self)?;
-                        for (other_sha, other_phash, other) in rows {
-                            let d = phash_distance(*phash, other_phash as u64);
-                            if d <= max_distance {
-                                keep(photo_use(sha, other_sha, other, d)?);
-                            }
+            for (other_sha, other) in rows {
+                for &(i, d) in near.get(&other_sha).into_iter().flatten() {
+                    let u = photo_use(&photos[i].0, other_sha.clone(), other.clone(), d)?;
+                    let key = (u.sha256.clone(), u.other_meeting_id, u.other_sha256.clone());
+                    match found.get(&key) {
+                        Some(old) if old.distance <= u.distance => {}
+                        _ => {
+                            found.insert(key, u);
                         }
                     }
-                );
+                }
             }
         }
         let mut out: Vec<PhotoUse> = found.into_values().collect();

@@ -6,7 +6,7 @@
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::quota::{policy_from, reevaluate_days, utc};
+use crate::quota::{PhotoSearch, policy_from, reevaluate_days, utc};
 use crate::routes::Json;
 use crate::routes::meetings::child_under;
 use crate::state::AppState;
@@ -607,7 +607,7 @@ pub async fn put_policy(
                     .meeting_days(None, &from, &day_str(today))?
                     .into_iter()
                     .collect();
-                reevaluate_days(tx, &new, days, now)?;
+                reevaluate_days(tx, &new, days, PhotoSearch::Every, now)?;
                 tx.append_change(&NewChange {
                     kind: "policy.changed".into(),
                     user_id: None,

@@ -4,7 +4,7 @@
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::quota::{load_policy, reevaluate_day, utc};
+use crate::quota::{PhotoSearch, load_policy, reevaluate_day, utc};
 use crate::routes::{Json, Page, decode_cursor, encode_cursor};
 use crate::state::AppState;
 use actix_web::{HttpResponse, web};
@@ -248,7 +248,8 @@ pub async fn review(
         .run(move |s| {
             s.decide_meeting(&decision, |tx, m| {
                 let policy = load_policy(tx)?;
-                reevaluate_day(tx, &policy, m.incharge_id, &m.local_day, Utc::now())?;
+                let search = PhotoSearch::Only(m.id);
+                reevaluate_day(tx, &policy, m.incharge_id, &m.local_day, search, Utc::now())?;
                 tx.append_change(&NewChange {
                     kind: "meeting.reviewed".into(),
                     user_id: Some(m.incharge_id),

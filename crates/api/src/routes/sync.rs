@@ -250,8 +250,8 @@ async fn meeting_upsert(
         .run(move |s| {
             s.upsert_meeting(&write, &ledger, |tx, applied| {
                 let policy = load_policy(tx)?;
-                let days = days_touched_by_meeting(tx, &policy, applied, &photos)?;
-                reevaluate_days(tx, &policy, days, Utc::now())?;
+                let touched = days_touched_by_meeting(tx, &policy, applied, &photos)?;
+                reevaluate_days(tx, &policy, touched.days, touched.search, Utc::now())?;
                 stored_result(&applied_result(
                     id,
                     applied.meeting_id,

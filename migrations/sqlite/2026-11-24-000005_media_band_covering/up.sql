@@ -1,0 +1,11 @@
+-- The duplicate-photo search reads (sha256, phash) of every photo sharing a pHash band
+-- value with the new one, a set that grows with history. Covering indexes answer it
+-- from the index alone instead of one table page per candidate.
+DROP INDEX media_phash_b0_idx;
+DROP INDEX media_phash_b1_idx;
+DROP INDEX media_phash_b2_idx;
+DROP INDEX media_phash_b3_idx;
+CREATE INDEX media_phash_b0_cover_idx ON media (phash_b0, phash, sha256);
+CREATE INDEX media_phash_b1_cover_idx ON media (phash_b1, phash, sha256);
+CREATE INDEX media_phash_b2_cover_idx ON media (phash_b2, phash, sha256);
+CREATE INDEX media_phash_b3_cover_idx ON media (phash_b3, phash, sha256);
