@@ -1,7 +1,8 @@
 //! End to end: the real server, and 20 simulated field devices that record three days
 //! of meetings offline and then all sync at once through a network that drops a fifth
 //! of the answers and duplicates a tenth of the requests. Every meeting must exist on
-//! the server exactly once, on SQLite and on PostgreSQL.
+//! the server exactly once, on SQLite and on PostgreSQL, whether devices push in
+//! batches or meeting by meeting.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -24,7 +25,7 @@ fn setup(s: &Server) {
     s.add_user("admin", "admin", "UP", PW);
 }
 
-async fn simulate(kind: Kind) -> Report {
+async fn simulate(kind: Kind, push_each: bool) -> Report {
     let s = start(kind, &[]);
     setup(&s);
     let work = tempfile::tempdir().unwrap();
@@ -47,6 +48,7 @@ async fn simulate(kind: Kind) -> Report {
     cfg.chunk_size = 16 * 1024;
     cfg.work_dir = work.path().to_path_buf();
     cfg.seed = 20_261_124;
+    cfg.push_each = push_each;
     // A healthy server on a 2-core machine finishes in about a minute; one that stops
     // answering should fail the test, not hang it.
     cfg.request_timeout = Duration::from_secs(30);
@@ -113,12 +115,26 @@ fn assert_exactly_once(report: &Report) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_devices_sync_through_a_lossy_network_sqlite() {
-    let report = simulate(Kind::Sqlite).await;
+    let report = simulate(Kind::Sqlite, false).await;
     assert_exactly_once(&report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_devices_sync_through_a_lossy_network_postgres() {
-    let report = simulate(Kind::Postgres).await;
+    let report = simulate(Kind::Postgres, false).await;
     assert_exactly_once(&report);
+}
+
+/// The per-meeting mode the load runs use (photos, then that meeting's own push),
+/// through the same lossy network.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meeting_by_meeting_sync_through_a_lossy_network_sqlite() {
+    let report = simulate(Kind::Sqlite, true).await;
+    assert_exactly_once(&report);
+    assert!(
+        report.pushes >= report.meetings,
+        "one push per mutation at least: {} pushes for {} meetings",
+        report.pushes,
+        report.meetings
+    );
 }

@@ -38,7 +38,7 @@ impl Metrics {
             .fetch_add((seconds * 1e6) as u64, Ordering::Relaxed);
     }
 
-    pub fn render(&self, ingest_in_flight: usize) -> String {
+    pub fn render(&self, ingest_in_flight: usize, ingest_waiting: usize) -> String {
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -85,10 +85,16 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP baithak_photo_ingest_in_flight Photos being decoded or queued."
+            "# HELP baithak_photo_ingest_in_flight Photos admitted to ingest: decoding or queued for a decoder."
         );
         let _ = writeln!(out, "# TYPE baithak_photo_ingest_in_flight gauge");
         let _ = writeln!(out, "baithak_photo_ingest_in_flight {ingest_in_flight}");
+        let _ = writeln!(
+            out,
+            "# HELP baithak_photo_ingest_waiting Photo uploads waiting for room in the ingest pool."
+        );
+        let _ = writeln!(out, "# TYPE baithak_photo_ingest_waiting gauge");
+        let _ = writeln!(out, "baithak_photo_ingest_waiting {ingest_waiting}");
         out
     }
 }
@@ -116,5 +122,9 @@ pub async fn middleware(
 pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(state.ingest.in_flight()))
+        .body(
+            state
+                .metrics
+                .render(state.ingest.in_flight(), state.ingest.waiting()),
+        )
 }

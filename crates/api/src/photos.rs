@@ -241,12 +241,11 @@ fn busy() -> ApiError {
     }
 }
 
-/// 503 straight away when every ingest slot is taken, so a client is not made to send
-/// a whole photo only to hear the same thing afterwards. Advisory: the pool itself
-/// has the last word when the job is submitted.
+/// 503 straight away when as many requests wait for the ingest pool as may, so a
+/// client is not made to send a whole photo only to hear the same thing afterwards.
+/// Advisory: the pool itself has the last word when the photo is admitted.
 pub fn check_capacity(state: &AppState) -> ApiResult<()> {
-    let pool = &state.ingest;
-    if pool.in_flight() >= pool.workers() + pool.queue() {
+    if state.ingest.saturated() {
         Err(busy())
     } else {
         Ok(())
@@ -326,9 +325,15 @@ pub async fn ingest_and_store(
     sha: &Sha256,
     path: &Path,
 ) -> ApiResult<Stored> {
+    // Room in the pool first: a photo waiting for a decoder holds its bytes in memory,
+    // and the pool bounds those bytes.
+    let len = tokio::fs::metadata(path)
+        .await
+        .map_err(ApiError::internal)?
+        .len();
+    let admission = state.ingest.admit(len).await.map_err(ingest_error)?;
     let bytes = tokio::fs::read(path).await.map_err(ApiError::internal)?;
-    let ingested = state
-        .ingest
+    let ingested = admission
         .run(bytes, &state.config.ingest_limits)
         .await
         .map_err(ingest_error)?;

@@ -3,7 +3,7 @@
 
 use crate::auth::{JwtKeys, LoginLimiter, LoginLimits, Passwords};
 use crate::error::ApiError;
-use baithak_media::{BlobStore, IngestLimits, IngestPool};
+use baithak_media::{BlobStore, IngestLimits, IngestPool, PoolLimits};
 use baithak_store::Store;
 use secrecy::SecretSlice;
 use std::path::PathBuf;
@@ -22,9 +22,8 @@ pub struct ApiConfig {
     pub max_concurrent_hashes: usize,
     /// Decoding limits, including the photo byte limit (default 15 MiB → 413).
     pub ingest_limits: IngestLimits,
-    /// Photos decoded at once, and how many more may wait before 503.
-    pub ingest_workers: usize,
-    pub ingest_queue: usize,
+    /// Photos decoded at once, and the bytes that may wait for them before 503.
+    pub ingest_pool: PoolLimits,
     /// Unfinished resumable uploads are dropped after this long.
     pub upload_ttl: chrono::Duration,
 }
@@ -44,8 +43,7 @@ impl Default for ApiConfig {
                 max_bytes: 15 * 1024 * 1024,
                 ..IngestLimits::default()
             },
-            ingest_workers: baithak_media::default_workers(),
-            ingest_queue: baithak_media::default_workers() * 4,
+            ingest_pool: PoolLimits::default(),
             upload_ttl: chrono::Duration::days(7),
         }
     }
@@ -75,7 +73,7 @@ impl AppState {
         std::fs::create_dir_all(work_dir.join("incoming")).map_err(ApiError::internal)?;
         std::fs::create_dir_all(work_dir.join("uploads")).map_err(ApiError::internal)?;
         Ok(Arc::new(AppState {
-            ingest: IngestPool::new(config.ingest_workers, config.ingest_queue),
+            ingest: IngestPool::new(config.ingest_pool),
             blobs,
             work_dir,
             metrics: crate::metrics::Metrics::default(),

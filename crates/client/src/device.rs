@@ -91,6 +91,30 @@ pub struct Device {
     upload_concurrency: usize,
 }
 
+/// Counts one photo upload's outcome; a transient failure is noted and leaves the
+/// photo for the next sync, anything else that failed ends the sync.
+fn note_upload(
+    observer: &dyn SyncObserver,
+    report: &mut SyncReport,
+    p: &PendingPhoto,
+    started: Instant,
+    r: Result<PhotoOutcome>,
+) -> Result<()> {
+    match r {
+        Ok(PhotoOutcome::Uploaded { bytes }) => {
+            report.photos_uploaded += 1;
+            report.photo_bytes += bytes;
+            observer.photo_uploaded(&p.sha256, bytes, started.elapsed());
+        }
+        Ok(PhotoOutcome::Failed) => report.photos_failed += 1,
+        Err(e) if e.is_transient() => {
+            report.errors.push(format!("photo {}: {e}", p.sha256));
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
 /// `{"device_id": …, "mutations": [<stored JSON>, …]}`, built from the bytes stored at
 /// record time so that every push of a mutation carries the same content.
 fn push_body(device_id: &str, batch: &[PendingMutation]) -> Result<Bytes> {
@@ -226,6 +250,59 @@ impl Device {
         Ok(report)
     }
 
+    /// Like [`Device::sync_with`], but one meeting at a time: upload its photos, then
+    /// push it alone, then the next. Slower over a slow link (a request per mutation),
+    /// but each mutation is acknowledged as soon as its own photos are up, which is how
+    /// a phone with a fresh signal behaves and how per-submission latency is measured.
+    pub async fn sync_each_with(&self, observer: &dyn SyncObserver) -> Result<SyncReport> {
+        let mut report = SyncReport::default();
+        let mut to_upload: HashMap<String, PendingPhoto> = self
+            .blocking(|o| o.photos_to_upload())
+            .await?
+            .into_iter()
+            .map(|p| (p.sha256.clone(), p))
+            .collect();
+        let pending = self.blocking(|o| o.pending(usize::MAX)).await?;
+        let mut started: HashMap<String, Instant> = HashMap::new();
+        for m in pending {
+            let t = Instant::now();
+            let photos: Vec<PendingPhoto> = m
+                .photos
+                .iter()
+                .filter_map(|sha| to_upload.remove(sha))
+                .collect();
+            let mut uploads = futures_util::stream::iter(photos)
+                .map(|p| async move {
+                    let r = self.upload_one(&p).await;
+                    (p, r)
+                })
+                .buffer_unordered(self.upload_concurrency);
+            while let Some((p, r)) = uploads.next().await {
+                started.insert(p.sha256.clone(), t);
+                note_upload(observer, &mut report, &p, t, r)?;
+            }
+            let ready = self
+                .blocking(|o| o.pushable(MAX_MUTATIONS_PER_PUSH))
+                .await?;
+            if let Some(ready) = ready.into_iter().find(|r| r.id == m.id) {
+                self.push_batch(vec![ready], observer, &mut report, &started)
+                    .await?;
+            }
+        }
+        // Whatever is still pushable (a photo that failed for good rejects its
+        // mutations, a `missing_media` retry) goes through the batched path.
+        for _round in 0..MAX_ROUNDS {
+            self.upload_photos(observer, &mut report, &mut started)
+                .await?;
+            if !self.push_pending(observer, &mut report, &started).await? {
+                break;
+            }
+        }
+        self.pull_all(&mut report).await?;
+        report.pending = self.counts().await?.pending;
+        Ok(report)
+    }
+
     async fn upload_photos(
         &self,
         observer: &dyn SyncObserver,
@@ -242,18 +319,7 @@ impl Device {
             .buffer_unordered(self.upload_concurrency);
         while let Some((p, t, r)) = results.next().await {
             started.entry(p.sha256.clone()).or_insert(t);
-            match r {
-                Ok(PhotoOutcome::Uploaded { bytes }) => {
-                    report.photos_uploaded += 1;
-                    report.photo_bytes += bytes;
-                    observer.photo_uploaded(&p.sha256, bytes, t.elapsed());
-                }
-                Ok(PhotoOutcome::Failed) => report.photos_failed += 1,
-                Err(e) if e.is_transient() => {
-                    report.errors.push(format!("photo {}: {e}", p.sha256));
-                }
-                Err(e) => return Err(e),
-            }
+            note_upload(observer, report, &p, t, r)?;
         }
         Ok(())
     }
@@ -343,49 +409,63 @@ impl Device {
             if batch.is_empty() {
                 break;
             }
-            let push_started = Instant::now();
-            let body = push_body(self.client.device_id(), &batch)?;
-            let response = self.client.push_raw(body).await?;
-            report.pushes += 1;
-            if response.results.len() != batch.len() {
-                tracing::warn!(
-                    sent = batch.len(),
-                    results = response.results.len(),
-                    "push answered a different number of results"
-                );
-            }
-            let sent: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
-            pushed.extend(sent.iter().copied());
-            let results = response.results;
-            let settled = self
-                .blocking(move |o| o.apply_results(&sent, &results))
+            pushed.extend(batch.iter().map(|m| m.id));
+            missing |= self
+                .push_batch(batch, observer, report, photo_started)
                 .await?;
-            let by_id: HashMap<Uuid, &PendingMutation> = batch.iter().map(|m| (m.id, m)).collect();
-            let latency = |id: &Uuid| {
-                let start = by_id
-                    .get(id)
-                    .into_iter()
-                    .flat_map(|m| m.photos.iter())
-                    .filter_map(|sha| photo_started.get(sha))
-                    .min()
-                    .copied()
-                    .unwrap_or(push_started)
-                    .min(push_started);
-                start.elapsed()
-            };
-            let kind = |id: &Uuid| by_id.get(id).map(|m| m.kind.as_str()).unwrap_or("");
-            for id in &settled.done {
-                observer.mutation_settled(*id, kind(id), true, latency(id));
-            }
-            for id in &settled.rejected {
-                observer.mutation_settled(*id, kind(id), false, latency(id));
-            }
-            report.done += settled.done.len() as u64;
-            report.rejected += settled.rejected.len() as u64;
-            report.missing_media += settled.missing_media.len() as u64;
-            missing |= !settled.missing_media.is_empty();
         }
         Ok(missing)
+    }
+
+    /// Pushes one batch and settles its mutations; `Ok(true)` when some answered
+    /// `missing_media`.
+    async fn push_batch(
+        &self,
+        batch: Vec<PendingMutation>,
+        observer: &dyn SyncObserver,
+        report: &mut SyncReport,
+        photo_started: &HashMap<String, Instant>,
+    ) -> Result<bool> {
+        let push_started = Instant::now();
+        let body = push_body(self.client.device_id(), &batch)?;
+        let response = self.client.push_raw(body).await?;
+        report.pushes += 1;
+        if response.results.len() != batch.len() {
+            tracing::warn!(
+                sent = batch.len(),
+                results = response.results.len(),
+                "push answered a different number of results"
+            );
+        }
+        let sent: Vec<Uuid> = batch.iter().map(|m| m.id).collect();
+        let results = response.results;
+        let settled = self
+            .blocking(move |o| o.apply_results(&sent, &results))
+            .await?;
+        let by_id: HashMap<Uuid, &PendingMutation> = batch.iter().map(|m| (m.id, m)).collect();
+        let latency = |id: &Uuid| {
+            let start = by_id
+                .get(id)
+                .into_iter()
+                .flat_map(|m| m.photos.iter())
+                .filter_map(|sha| photo_started.get(sha))
+                .min()
+                .copied()
+                .unwrap_or(push_started)
+                .min(push_started);
+            start.elapsed()
+        };
+        let kind = |id: &Uuid| by_id.get(id).map(|m| m.kind.as_str()).unwrap_or("");
+        for id in &settled.done {
+            observer.mutation_settled(*id, kind(id), true, latency(id));
+        }
+        for id in &settled.rejected {
+            observer.mutation_settled(*id, kind(id), false, latency(id));
+        }
+        report.done += settled.done.len() as u64;
+        report.rejected += settled.rejected.len() as u64;
+        report.missing_media += settled.missing_media.len() as u64;
+        Ok(!settled.missing_media.is_empty())
     }
 
     async fn pull_all(&self, report: &mut SyncReport) -> Result<()> {

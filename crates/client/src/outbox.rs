@@ -380,14 +380,26 @@ impl Outbox {
     /// Up to `limit` pending mutations, in the order they were recorded, whose photos
     /// are all confirmed (a hash this device never had is left to the server to judge).
     pub fn pushable(&self, limit: usize) -> Result<Vec<PendingMutation>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT m.id, m.kind, m.entity_id, m.body FROM mutations m
-             WHERE m.state = 'pending' AND NOT EXISTS (
+        self.pending_where(
+            "m.state = 'pending' AND NOT EXISTS (
                 SELECT 1 FROM mutation_photos mp JOIN photos p ON p.sha256 = mp.sha256
-                WHERE mp.mutation_id = m.id AND p.state <> 'uploaded')
-             ORDER BY m.rowid LIMIT ?1",
-        )?;
+                WHERE mp.mutation_id = m.id AND p.state <> 'uploaded')",
+            limit,
+        )
+    }
+
+    /// Up to `limit` pending mutations in the order they were recorded, whether or not
+    /// their photos are uploaded yet.
+    pub fn pending(&self, limit: usize) -> Result<Vec<PendingMutation>> {
+        self.pending_where("m.state = 'pending'", limit)
+    }
+
+    fn pending_where(&self, condition: &str, limit: usize) -> Result<Vec<PendingMutation>> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT m.id, m.kind, m.entity_id, m.body FROM mutations m
+             WHERE {condition} ORDER BY m.rowid LIMIT ?1"
+        ))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt.query_map([limit], |r| {
             Ok((

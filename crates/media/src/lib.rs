@@ -29,4 +29,4 @@ pub use ingest::{IngestError, IngestLimits, Ingested, decode, ingest};
 pub use media_type::MediaType;
 pub use metadata::{ExifInfo, Gps, TakenAt, read_exif};
 pub use phash::{phash, phash_distance};
-pub use pool::{IngestPool, PoolError, default_workers};
+pub use pool::{Admission, IngestPool, PoolError, PoolLimits, default_workers};

@@ -1,17 +1,29 @@
-//! IngestPool admission: bounded in-flight work, fast Busy when saturated.
+//! IngestPool admission: a byte budget, a bounded wait for room, Busy when it stays
+//! full.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use baithak_media::{IngestError, IngestLimits, IngestPool, PoolError};
+use baithak_media::{IngestError, IngestLimits, IngestPool, PoolError, PoolLimits};
+
+fn pool(workers: usize, budget_bytes: u64, admit_wait: Duration) -> IngestPool {
+    IngestPool::new(PoolLimits {
+        workers,
+        budget_bytes,
+        admit_wait,
+        max_waiting: 16,
+    })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_when_saturated_then_recovers() {
     let big: Arc<[u8]> = common::photo("mobile/jolla.jpg").into();
-    let pool = IngestPool::new(1, 0);
+    // A budget smaller than one photo still admits it, alone.
+    let pool = pool(1, 1024, Duration::ZERO);
     let limits = IngestLimits::default();
 
     // `join!` polls the first future first, so it is admitted and the second is not.
@@ -29,9 +41,14 @@ async fn busy_when_saturated_then_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queue_slots_admit_and_wait() {
+async fn budget_admits_by_bytes() {
     let small: Arc<[u8]> = common::photo("gps/DSCN0010.jpg").into();
-    let pool = IngestPool::new(1, 2);
+    // Room for three of these photos, not four.
+    let pool = pool(
+        1,
+        (small.len() as u64).div_ceil(1024) * 1024 * 3,
+        Duration::ZERO,
+    );
     let limits = IngestLimits::default();
     let (a, b, c, d) = tokio::join!(
         pool.run(Arc::clone(&small), &limits),
@@ -44,9 +61,55 @@ async fn queue_slots_admit_and_wait() {
     assert_eq!(pool.in_flight(), 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_budget_makes_requests_wait_not_fail() {
+    let small: Arc<[u8]> = common::photo("gps/DSCN0010.jpg").into();
+    let pool = pool(
+        1,
+        (small.len() as u64).div_ceil(1024) * 1024,
+        Duration::from_secs(30),
+    );
+    let limits = IngestLimits::default();
+    let (a, b, c) = tokio::join!(
+        pool.run(Arc::clone(&small), &limits),
+        pool.run(Arc::clone(&small), &limits),
+        pool.run(Arc::clone(&small), &limits),
+    );
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
+    assert_eq!((pool.in_flight(), pool.waiting()), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_waiting_is_busy_at_once() {
+    let small: Arc<[u8]> = common::photo("gps/DSCN0010.jpg").into();
+    let pool = IngestPool::new(PoolLimits {
+        workers: 1,
+        budget_bytes: (small.len() as u64).div_ceil(1024) * 1024,
+        admit_wait: Duration::from_secs(30),
+        max_waiting: 1,
+    });
+    let held = pool.admit(small.len() as u64).await.unwrap();
+    assert!(!pool.saturated());
+    let limits = IngestLimits::default();
+    let waiter = pool.run(Arc::clone(&small), &limits);
+    tokio::pin!(waiter);
+    // Poll the waiter once so it takes the one waiting place.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut waiter)
+            .await
+            .is_err()
+    );
+    assert!(pool.saturated());
+    let third = pool.run(Arc::clone(&small), &limits).await;
+    assert!(matches!(third, Err(PoolError::Busy)), "{third:?}");
+    drop(held);
+    assert!(waiter.await.is_ok());
+    assert_eq!((pool.in_flight(), pool.waiting()), (0, 0));
+}
+
 #[tokio::test]
 async fn ingest_errors_pass_through() {
-    let pool = IngestPool::new(0, 4);
+    let pool = pool(0, 1 << 20, Duration::ZERO);
     assert!(pool.workers() >= 1);
     let err = pool
         .run(b"GIF89a".to_vec(), &IngestLimits::default())

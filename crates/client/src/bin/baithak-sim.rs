@@ -87,6 +87,10 @@ struct Args {
     /// Devices syncing at once (0: all).
     #[arg(long, default_value_t = 0)]
     concurrency: usize,
+    /// Each device syncs one meeting at a time (its photos, then its own push) instead
+    /// of all photos then one batched push: latency is then per meeting.
+    #[arg(long)]
+    push_each: bool,
     /// Photos above this many bytes use a resumable upload.
     #[arg(long, default_value_t = 512 * 1024)]
     resumable_threshold: u64,
@@ -149,6 +153,7 @@ fn config(args: &Args) -> Result<SimConfig> {
     };
     cfg.faults.validate().map_err(anyhow::Error::msg)?;
     cfg.concurrency = args.concurrency;
+    cfg.push_each = args.push_each;
     cfg.resumable_threshold = args.resumable_threshold;
     cfg.chunk_size = args.chunk_size;
     cfg.request_timeout = Duration::from_secs(args.request_timeout.max(1));

@@ -72,6 +72,9 @@ pub struct SimConfig {
     pub upload_concurrency: usize,
     /// Syncs a device tries before giving up.
     pub max_sync_passes: u32,
+    /// Sync one meeting at a time (its photos, then its push) instead of all photos
+    /// then one batched push; see [`Device::sync_each_with`]. Gives per-meeting latency.
+    pub push_each: bool,
     /// Longest a single request may take (a server that stops answering fails the run
     /// rather than hanging it).
     pub request_timeout: Duration,
@@ -111,6 +114,7 @@ impl SimConfig {
             chunk_size: 256 * 1024,
             upload_concurrency: 2,
             max_sync_passes: 8,
+            push_each: false,
             request_timeout: Duration::from_secs(60),
             progress: false,
         }
@@ -471,13 +475,23 @@ struct SyncTally {
     errors: Vec<String>,
 }
 
-async fn sync_until_done(d: &SimDevice, observer: &SimObserver, max_passes: u32) -> SyncTally {
+async fn sync_until_done(
+    d: &SimDevice,
+    observer: &SimObserver,
+    max_passes: u32,
+    push_each: bool,
+) -> SyncTally {
     let mut tally = SyncTally::default();
     // Days offline: the access token has long expired, so the first call refreshes.
     d.device.client().expire_access_token();
     for pass in 1..=max_passes.max(1) {
         tally.passes += 1;
-        match d.device.sync_with(observer).await {
+        let synced = if push_each {
+            d.device.sync_each_with(observer).await
+        } else {
+            d.device.sync_with(observer).await
+        };
+        match synced {
             Ok(r) => {
                 tally.pushes += r.pushes;
                 tally.missing_media += r.missing_media;
@@ -690,7 +704,7 @@ pub async fn run_sim(cfg: SimConfig) -> Result<Report> {
     let sync_start = Instant::now();
     let tallies = join_all(devices.iter().map(|d| async {
         let _permit = permits.acquire().await;
-        let t = sync_until_done(d, &observer, cfg.max_sync_passes).await;
+        let t = sync_until_done(d, &observer, cfg.max_sync_passes, cfg.push_each).await;
         let n = done_devices.fetch_add(1, Ordering::Relaxed) + 1;
         observer.bar.set_message(format!("{n} devices done"));
         t
