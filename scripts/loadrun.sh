@@ -29,6 +29,8 @@ $BIN/baithak-sim --server http://127.0.0.1:$port --admin-login admin --admin-pas
   > $dir/report.json 2> $dir/sim.err
 rc=$?
 rss=$(grep VmHWM /proc/$spid/status | awk '{print $2}')
+[ -n "${RSS_DETAIL:-}" ] && { grep -E "RssAnon|VmHWM|Threads" /proc/$spid/status;
+  awk '{printf "server cpu seconds: %.1f\n", ($14+$15)/100}' /proc/$spid/stat; } >&2
 e5xx=$(curl -s http://127.0.0.1:$port/metrics | awk -F'[ ]' '/class="5xx"/{print $2}')
 kill $spid; wait $spid 2>/dev/null
 python3 - "$dir/report.json" "$backend" "$label" "$n" "$rss" "$rc" "${e5xx:-?}" <<'PY'
@@ -37,7 +39,7 @@ p,backend,label,n,rss,rc,e5xx=sys.argv[1:]
 try:
     r=json.load(open(p))
 except Exception as e:
-    print(f"{backend}\t{label}\t{n}\tFAILED rc={rc} {e}"); sys.exit()
+    print(f"{backend}\t{label}\t{n}\tFAILED rc={rc} {e}"); sys.exit(1)
 lat=r.get("meeting_latency",{})
 print(backend, label, n, "meetings/s=%.1f" % r.get("meetings_per_sec",0),
       "p50_ms=%.0f" % lat.get("p50_ms",0), "p99_ms=%.0f" % lat.get("p99_ms",0),
@@ -45,5 +47,6 @@ print(backend, label, n, "meetings/s=%.1f" % r.get("meetings_per_sec",0),
       "ok=%s" % r.get("verification",{}).get("ok"), "rc="+rc, sep="\t")
 print(json.dumps({k:v for k,v in r.items() if not isinstance(v,list)}), file=sys.stderr)
 PY
+[ $? = 0 ] || { tail -5 $dir/server.err $dir/sim.err >&2; }
 if [ "$backend" = postgres ]; then psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $db WITH (FORCE)" postgres; fi
 rm -rf $dir

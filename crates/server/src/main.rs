@@ -150,7 +150,32 @@ fn open_store(common: &Common, max_connections: u32) -> Result<Store> {
     Ok(store)
 }
 
+/// Photo ingest allocates buffers of megabytes on many threads. glibc raises its mmap
+/// threshold to the size of the largest buffer freed so far, after which such buffers
+/// come from the per-thread arenas and stay there once freed: in a load run with 32
+/// phones the live heap peaked at 82 MB (heaptrack) while RSS reached 560–670 MiB.
+/// A fixed threshold keeps every large buffer in its own mapping, returned to the OS
+/// when freed (RSS 100 MiB in the same run). mimalloc, tried instead, kept 650+ MiB.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)]
+fn tune_allocator() {
+    // glibc has read these itself; an operator's setting wins.
+    if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only changes allocator parameters; it is called first thing in
+    // main, before any other thread exists, with a valid parameter and value.
+    let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024) };
+    if ok != 1 {
+        eprintln!("note: could not set the malloc mmap threshold");
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn tune_allocator() {}
+
 fn main() -> Result<()> {
+    tune_allocator();
     let cli = Cli::parse();
     init_logs(&cli.common.log_format);
     match cli.command {

@@ -112,39 +112,52 @@ fn period(
 
 /// One in-charge's days over the period, from stored results. A day before the
 /// account existed is `exempt`; a day without a stored result had no meetings.
-fn days_of(
-    policy: &Policy,
-    user: &User,
-    rows: &HashMap<String, &QuotaDay>,
-    from: NaiveDate,
-    to: NaiveDate,
-    now: DateTime<Utc>,
-) -> Vec<DayItem> {
+/// The local days of a period, each with its key as stored and whether its grace
+/// window has closed: the same for every in-charge, so worked out once per view.
+struct Calendar {
+    days: Vec<(NaiveDate, String, bool)>,
+}
+
+impl Calendar {
+    fn new(policy: &Policy, from: NaiveDate, to: NaiveDate, now: DateTime<Utc>) -> Self {
+        let mut days = Vec::with_capacity(usize::try_from((to - from).num_days() + 1).unwrap_or(0));
+        let mut d = from;
+        while d <= to {
+            days.push((d, day_str(d), now > grace_deadline(d, policy)));
+            d += Duration::days(1);
+        }
+        Calendar { days }
+    }
+}
+
+/// One in-charge's row of the grid: a cell per calendar day, from `rows` (that
+/// in-charge's stored days, sorted by day) or, where none is stored, `none` (or
+/// `exempt` before the in-charge joined).
+fn days_of(policy: &Policy, user: &User, rows: &[QuotaDay], cal: &Calendar) -> Vec<DayItem> {
     let joined = local_day(utc(user.created_at), policy.timezone);
-    let mut out = Vec::with_capacity(usize::try_from((to - from).num_days() + 1).unwrap_or(0));
-    let mut d = from;
-    while d <= to {
-        let is_final = now > grace_deadline(d, policy);
-        let item = match rows.get(&day_str(d)) {
+    let mut rows = rows.iter().peekable();
+    let mut out = Vec::with_capacity(cal.days.len());
+    for (d, key, is_final) in &cal.days {
+        while rows.next_if(|r| r.day < *key).is_some() {}
+        let item = match rows.next_if(|r| r.day == *key) {
             Some(r) => DayItem {
-                date: d,
+                date: *d,
                 counted: u32::try_from(r.counted).unwrap_or(0),
                 submitted: u32::try_from(r.submitted).unwrap_or(0),
                 status: r.status.clone(),
                 target_met: r.target_met,
-                is_final,
+                is_final: *is_final,
             },
             None => DayItem {
-                date: d,
+                date: *d,
                 counted: 0,
                 submitted: 0,
-                status: if d < joined { "exempt" } else { "none" }.into(),
+                status: if *d < joined { "exempt" } else { "none" }.into(),
                 target_met: false,
-                is_final,
+                is_final: *is_final,
             },
         };
         out.push(item);
-        d += Duration::days(1);
     }
     out
 }
@@ -164,27 +177,21 @@ fn grid(
 ) -> Result<Grid, StoreError> {
     let policy = policy_from(store.policy()?)?;
     let users = incharges_in(store, scope)?;
+    // Sorted by in-charge, then day: each in-charge's rows are one run of the list.
     let rows = store.quota_days_in_scope(scope, &day_str(from), &day_str(to))?;
-    let mut by_user: HashMap<UserId, HashMap<String, &QuotaDay>> = HashMap::new();
-    for r in &rows {
-        by_user
-            .entry(r.incharge_id)
-            .or_default()
-            .insert(r.day.clone(), r);
+    let mut runs: HashMap<UserId, (usize, usize)> = HashMap::with_capacity(users.len());
+    for (i, r) in rows.iter().enumerate() {
+        runs.entry(r.incharge_id).or_insert((i, i)).1 = i + 1;
     }
-    let now = Utc::now();
-    let empty = HashMap::new();
+    let cal = Calendar::new(&policy, from, to, Utc::now());
     let incharges = users
         .into_iter()
         .map(|u| {
-            let days = days_of(
-                &policy,
-                &u,
-                by_user.get(&u.id).unwrap_or(&empty),
-                from,
-                to,
-                now,
-            );
+            let mine = runs
+                .get(&u.id)
+                .and_then(|&(a, b)| rows.get(a..b))
+                .unwrap_or(&[]);
+            let days = days_of(&policy, &u, mine, &cal);
             (u, days)
         })
         .collect();
@@ -468,10 +475,15 @@ pub async fn create_review(
         .run(move |s| {
             let policy = policy_from(s.policy()?)?;
             let (from, to) = (body.period_from, body.period_to);
-            let rows = s.quota_days(&[incharge.id], &day_str(from), &day_str(to))?;
-            let map: HashMap<String, &QuotaDay> = rows.iter().map(|r| (r.day.clone(), r)).collect();
+            let mut rows = s.quota_days(&[incharge.id], &day_str(from), &day_str(to))?;
+            rows.sort_unstable_by(|a, b| a.day.cmp(&b.day));
             let now = Utc::now();
-            let days = days_of(&policy, &incharge, &map, from, to, now);
+            let days = days_of(
+                &policy,
+                &incharge,
+                &rows,
+                &Calendar::new(&policy, from, to, now),
+            );
             let last = s
                 .last_counted_at(&[incharge.id])?
                 .first()

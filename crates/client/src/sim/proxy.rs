@@ -56,6 +56,19 @@ impl Default for FaultConfig {
 }
 
 impl FaultConfig {
+    /// No fault of any kind is configured.
+    pub fn is_off(&self) -> bool {
+        [
+            self.drop_request,
+            self.drop_response,
+            self.duplicate,
+            self.delay,
+            self.cut_upload,
+        ]
+        .iter()
+        .all(|p| *p <= 0.0)
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for (name, p) in [
             ("drop_request", self.drop_request),
