@@ -23,7 +23,7 @@ pub mod areas;
 pub mod seed;
 
 pub use audit::{AuditEvent, AuditRecord, AuditVerification, GENESIS_HASH};
-pub use compliance::{NewReview, PolicyRecord, QuotaDay, ReviewRecord};
+pub use compliance::{NewReview, PolicyRecord, QuotaCell, QuotaDay, ReviewRecord};
 pub use db::{Backend, Store, StoreOptions};
 pub use error::StoreError;
 pub use feed::{ChangeRecord, FeedViewer, NewChange};

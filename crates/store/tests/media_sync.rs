@@ -526,7 +526,8 @@ both_backends!(fn the_hook_evaluates_in_the_same_transaction(db) {
     let days = s.quota_days(&[ic.id], "2026-11-01", "2026-11-30").unwrap();
     assert_eq!(days.len(), 1);
     assert_eq!((days[0].counted, days[0].submitted, days[0].status.as_str()), (1, 2, "short"));
-    assert_eq!(s.quota_days_in_scope(&coord.area_path, "2026-11-23", "2026-11-23").unwrap(), days);
+    let cells: Vec<baithak_store::QuotaCell> = days.iter().cloned().map(Into::into).collect();
+    assert_eq!(s.quota_days_in_scope(&coord.area_path, "2026-11-23", "2026-11-23").unwrap(), cells);
     assert!(s.quota_days_in_scope(&area(s, "KNP").1, "2026-11-01", "2026-11-30").unwrap().is_empty());
     let feed = s
         .changes_after(0, &FeedViewer { user_id: ic.id, role_sees_scope: false, scope_path: b1_path.clone() }, 100)

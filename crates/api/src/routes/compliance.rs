@@ -17,7 +17,7 @@ use baithak_api_types::{
 };
 use baithak_domain::quota::{grace_deadline, is_inactive, local_day, review_overdue};
 use baithak_domain::{AreaId, AreaPath, Policy, Role, UserId};
-use baithak_store::{NewChange, NewReview, QuotaDay, ReviewRecord, Store, StoreError, User};
+use baithak_store::{NewChange, NewReview, QuotaCell, ReviewRecord, Store, StoreError, User};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::Deserialize;
 use std::collections::{BTreeSet, HashMap};
@@ -133,7 +133,7 @@ impl Calendar {
 /// One in-charge's row of the grid: a cell per calendar day, from `rows` (that
 /// in-charge's stored days, sorted by day) or, where none is stored, `none` (or
 /// `exempt` before the in-charge joined).
-fn days_of(policy: &Policy, user: &User, rows: &[QuotaDay], cal: &Calendar) -> Vec<DayItem> {
+fn days_of(policy: &Policy, user: &User, rows: &[QuotaCell], cal: &Calendar) -> Vec<DayItem> {
     let joined = local_day(utc(user.created_at), policy.timezone);
     let mut rows = rows.iter().peekable();
     let mut out = Vec::with_capacity(cal.days.len());
@@ -475,7 +475,11 @@ pub async fn create_review(
         .run(move |s| {
             let policy = policy_from(s.policy()?)?;
             let (from, to) = (body.period_from, body.period_to);
-            let mut rows = s.quota_days(&[incharge.id], &day_str(from), &day_str(to))?;
+            let mut rows: Vec<QuotaCell> = s
+                .quota_days(&[incharge.id], &day_str(from), &day_str(to))?
+                .into_iter()
+                .map(Into::into)
+                .collect();
             rows.sort_unstable_by(|a, b| a.day.cmp(&b.day));
             let now = Utc::now();
             let days = days_of(
