@@ -8,6 +8,7 @@ use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnectio
 use diesel::{PgConnection, SqliteConnection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
@@ -47,7 +48,9 @@ type PgPool = Pool<ConnectionManager<PgConnection>>;
 
 #[derive(Clone)]
 enum Pools {
-    Sqlite(SqlitePool),
+    /// With the lock SQLite writers of this process queue on (see
+    /// [`Store::sqlite_writer`]).
+    Sqlite(SqlitePool, Arc<Mutex<()>>),
     Pg(PgPool),
 }
 
@@ -76,9 +79,11 @@ macro_rules! with_conn {
 /// A write transaction. On SQLite it begins IMMEDIATE: a deferred transaction that
 /// reads and then writes fails with "database is locked" under concurrency, whatever
 /// the busy timeout, because SQLite cannot upgrade its read lock while another writer
-/// waits.
+/// waits. SQLite writers of this process also queue on an in-process lock first (see
+/// [`Store::sqlite_writer`]).
 macro_rules! write_tx {
     ($store:expr, |$c:ident| $body:expr) => {{
+        let _writer = $store.sqlite_writer();
         match $store.conn()? {
             $crate::db::Conn::Sqlite(mut pooled) => pooled.immediate_transaction(
                 |$c: &mut ::diesel::SqliteConnection| -> $crate::error::Result<_> { $body },
@@ -180,7 +185,7 @@ impl Store {
             .build(ConnectionManager::<SqliteConnection>::new(path_str.clone()))
             .map_err(|e| StoreError::Connect(format!("SQLite database {path_str}: {e}")))?;
         Ok(Store {
-            pools: Pools::Sqlite(pool),
+            pools: Pools::Sqlite(pool, Arc::new(Mutex::new(()))),
         })
     }
 
@@ -204,14 +209,29 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self.pools {
-            Pools::Sqlite(_) => Backend::Sqlite,
+            Pools::Sqlite(..) => Backend::Sqlite,
             Pools::Pg(_) => Backend::Postgres,
+        }
+    }
+
+    /// SQLite has one writer at a time, and a writer that finds the database locked
+    /// polls with sleeps of up to 100 ms (its busy handler), so under a burst of
+    /// concurrent pushes a few writers kept missing their turn for seconds. Writers of
+    /// this process take this lock before their connection and `BEGIN IMMEDIATE`
+    /// instead, and are woken as soon as the previous one commits. `None` on
+    /// PostgreSQL. Taken before the pool connection so that queued writers do not hold
+    /// connections readers could use.
+    pub(crate) fn sqlite_writer(&self) -> Option<MutexGuard<'_, ()>> {
+        match &self.pools {
+            // A writer that panicked left nothing behind that the lock protects.
+            Pools::Sqlite(_, lock) => Some(lock.lock().unwrap_or_else(PoisonError::into_inner)),
+            Pools::Pg(_) => None,
         }
     }
 
     pub(crate) fn conn(&self) -> Result<Conn> {
         Ok(match &self.pools {
-            Pools::Sqlite(p) => Conn::Sqlite(p.get()?),
+            Pools::Sqlite(p, _) => Conn::Sqlite(p.get()?),
             Pools::Pg(p) => Conn::Pg(p.get()?),
         })
     }
