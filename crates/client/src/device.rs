@@ -251,44 +251,73 @@ impl Device {
     }
 
     /// Like [`Device::sync_with`], but one meeting at a time: upload its photos, then
-    /// push it alone, then the next. Slower over a slow link (a request per mutation),
-    /// but each mutation is acknowledged as soon as its own photos are up, which is how
-    /// a phone with a fresh signal behaves and how per-submission latency is measured.
+    /// push it alone, then the next. Each mutation is acknowledged as soon as its own
+    /// photos are up, which is how a phone with a fresh signal behaves and how
+    /// per-submission latency is measured. Photos of the next meetings (up to
+    /// `upload_concurrency` meetings ahead) upload while a meeting is being pushed, so
+    /// a backlog is not one round trip after another.
     pub async fn sync_each_with(&self, observer: &dyn SyncObserver) -> Result<SyncReport> {
-        let mut report = SyncReport::default();
         let mut to_upload: HashMap<String, PendingPhoto> = self
             .blocking(|o| o.photos_to_upload())
             .await?
             .into_iter()
             .map(|p| (p.sha256.clone(), p))
             .collect();
-        let pending = self.blocking(|o| o.pending(usize::MAX)).await?;
-        let mut started: HashMap<String, Instant> = HashMap::new();
-        for m in pending {
-            let t = Instant::now();
-            let photos: Vec<PendingPhoto> = m
-                .photos
-                .iter()
-                .filter_map(|sha| to_upload.remove(sha))
-                .collect();
-            let mut uploads = futures_util::stream::iter(photos)
-                .map(|p| async move {
-                    let r = self.upload_one(&p).await;
-                    (p, r)
+        let jobs: Vec<(Uuid, Vec<PendingPhoto>)> = self
+            .blocking(|o| o.pending(usize::MAX))
+            .await?
+            .into_iter()
+            .map(|m| {
+                let photos = m
+                    .photos
+                    .iter()
+                    .filter_map(|s| to_upload.remove(s))
+                    .collect();
+                (m.id, photos)
+            })
+            .collect();
+        let ahead = self.upload_concurrency.max(1);
+        type Uploaded = (Uuid, Instant, Vec<(PendingPhoto, Result<PhotoOutcome>)>);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Uploaded>(ahead);
+        let uploads = async move {
+            let mut done = futures_util::stream::iter(jobs)
+                .map(|(id, photos)| async move {
+                    let t = Instant::now();
+                    let mut results = Vec::with_capacity(photos.len());
+                    for p in photos {
+                        let r = self.upload_one(&p).await;
+                        results.push((p, r));
+                    }
+                    (id, t, results)
                 })
-                .buffer_unordered(self.upload_concurrency);
-            while let Some((p, r)) = uploads.next().await {
-                started.insert(p.sha256.clone(), t);
-                note_upload(observer, &mut report, &p, t, r)?;
+                .buffered(ahead);
+            while let Some(item) = done.next().await {
+                // The pushing side stopped (an error): stop uploading too.
+                if tx.send(item).await.is_err() {
+                    break;
+                }
             }
-            let ready = self
-                .blocking(|o| o.pushable(MAX_MUTATIONS_PER_PUSH))
-                .await?;
-            if let Some(ready) = ready.into_iter().find(|r| r.id == m.id) {
-                self.push_batch(vec![ready], observer, &mut report, &started)
+        };
+        let pushes = async {
+            let mut report = SyncReport::default();
+            let mut started: HashMap<String, Instant> = HashMap::new();
+            while let Some((id, t, results)) = rx.recv().await {
+                for (p, r) in results {
+                    started.insert(p.sha256.clone(), t);
+                    note_upload(observer, &mut report, &p, t, r)?;
+                }
+                let ready = self
+                    .blocking(|o| o.pushable(MAX_MUTATIONS_PER_PUSH))
                     .await?;
+                if let Some(ready) = ready.into_iter().find(|r| r.id == id) {
+                    self.push_batch(vec![ready], observer, &mut report, &started)
+                        .await?;
+                }
             }
-        }
+            Ok::<_, ClientError>((report, started))
+        };
+        let ((), pushed) = futures_util::future::join(uploads, pushes).await;
+        let (mut report, mut started) = pushed?;
         // Whatever is still pushable (a photo that failed for good rejects its
         // mutations, a `missing_media` retry) goes through the batched path.
         for _round in 0..MAX_ROUNDS {
