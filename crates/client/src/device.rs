@@ -78,6 +78,9 @@ pub struct ReplayReport {
     pub unexpected: Vec<(Uuid, String)>,
 }
 
+/// One meeting's photo uploads: its id, when they started, and each outcome.
+type Uploaded = (Uuid, Instant, Vec<(PendingPhoto, Result<PhotoOutcome>)>);
+
 enum PhotoOutcome {
     Uploaded { bytes: u64 },
     Failed,
@@ -89,6 +92,9 @@ pub struct Device {
     client: ApiClient,
     outbox: Outbox,
     upload_concurrency: usize,
+    /// Meetings whose photos upload while an earlier one is pushed, in
+    /// [`Device::sync_each_with`]; 0: strictly one meeting at a time.
+    meetings_ahead: usize,
 }
 
 /// Counts one photo upload's outcome; a transient failure is noted and leaves the
@@ -158,6 +164,7 @@ impl Device {
             client,
             outbox,
             upload_concurrency: 2,
+            meetings_ahead: 2,
         })
     }
 
@@ -172,6 +179,14 @@ impl Device {
     /// Photos sent at once during a sync (default 2).
     pub fn set_upload_concurrency(&mut self, n: usize) {
         self.upload_concurrency = n.max(1);
+    }
+
+    /// How many meetings' photos [`Device::sync_each_with`] uploads ahead of the
+    /// meeting being pushed (default 2; 0 for strictly one meeting at a time). Ahead
+    /// hides round trips on a slow link; against a saturated server it only makes
+    /// each request wait longer.
+    pub fn set_meetings_ahead(&mut self, n: usize) {
+        self.meetings_ahead = n;
     }
 
     async fn blocking<T, F>(&self, f: F) -> Result<T>
@@ -254,8 +269,8 @@ impl Device {
     /// push it alone, then the next. Each mutation is acknowledged as soon as its own
     /// photos are up, which is how a phone with a fresh signal behaves and how
     /// per-submission latency is measured. Photos of the next meetings (up to
-    /// `upload_concurrency` meetings ahead) upload while a meeting is being pushed, so
-    /// a backlog is not one round trip after another.
+    /// [`Device::set_meetings_ahead`], default 2) upload while a meeting is being
+    /// pushed, so a backlog is not one round trip after another.
     pub async fn sync_each_with(&self, observer: &dyn SyncObserver) -> Result<SyncReport> {
         let mut to_upload: HashMap<String, PendingPhoto> = self
             .blocking(|o| o.photos_to_upload())
@@ -276,48 +291,51 @@ impl Device {
                 (m.id, photos)
             })
             .collect();
-        let ahead = self.upload_concurrency.max(1);
-        type Uploaded = (Uuid, Instant, Vec<(PendingPhoto, Result<PhotoOutcome>)>);
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Uploaded>(ahead);
-        let uploads = async move {
-            let mut done = futures_util::stream::iter(jobs)
-                .map(|(id, photos)| async move {
-                    let t = Instant::now();
-                    let mut results = Vec::with_capacity(photos.len());
-                    for p in photos {
-                        let r = self.upload_one(&p).await;
-                        results.push((p, r));
-                    }
-                    (id, t, results)
-                })
-                .buffered(ahead);
-            while let Some(item) = done.next().await {
-                // The pushing side stopped (an error): stop uploading too.
-                if tx.send(item).await.is_err() {
-                    break;
+        let mut report = SyncReport::default();
+        let mut started: HashMap<String, Instant> = HashMap::new();
+        let ahead = self.meetings_ahead;
+        if ahead == 0 {
+            for (id, photos) in jobs {
+                let t = Instant::now();
+                let mut results = Vec::with_capacity(photos.len());
+                for p in photos {
+                    let r = self.upload_one(&p).await;
+                    results.push((p, r));
                 }
-            }
-        };
-        let pushes = async {
-            let mut report = SyncReport::default();
-            let mut started: HashMap<String, Instant> = HashMap::new();
-            while let Some((id, t, results)) = rx.recv().await {
-                for (p, r) in results {
-                    started.insert(p.sha256.clone(), t);
-                    note_upload(observer, &mut report, &p, t, r)?;
-                }
-                let ready = self
-                    .blocking(|o| o.pushable(MAX_MUTATIONS_PER_PUSH))
+                self.push_uploaded(id, t, results, observer, &mut report, &mut started)
                     .await?;
-                if let Some(ready) = ready.into_iter().find(|r| r.id == id) {
-                    self.push_batch(vec![ready], observer, &mut report, &started)
+            }
+        } else {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Uploaded>(ahead);
+            let uploads = async move {
+                let mut done = futures_util::stream::iter(jobs)
+                    .map(|(id, photos)| async move {
+                        let t = Instant::now();
+                        let mut results = Vec::with_capacity(photos.len());
+                        for p in photos {
+                            let r = self.upload_one(&p).await;
+                            results.push((p, r));
+                        }
+                        (id, t, results)
+                    })
+                    .buffered(ahead);
+                while let Some(item) = done.next().await {
+                    // The pushing side stopped (an error): stop uploading too.
+                    if tx.send(item).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            let pushes = async {
+                while let Some((id, t, results)) = rx.recv().await {
+                    self.push_uploaded(id, t, results, observer, &mut report, &mut started)
                         .await?;
                 }
-            }
-            Ok::<_, ClientError>((report, started))
-        };
-        let ((), pushed) = futures_util::future::join(uploads, pushes).await;
-        let (mut report, mut started) = pushed?;
+                Ok::<_, ClientError>(())
+            };
+            let ((), pushed) = futures_util::future::join(uploads, pushes).await;
+            pushed?;
+        }
         // Whatever is still pushable (a photo that failed for good rejects its
         // mutations, a `missing_media` retry) goes through the batched path.
         for _round in 0..MAX_ROUNDS {
@@ -330,6 +348,30 @@ impl Device {
         self.pull_all(&mut report).await?;
         report.pending = self.counts().await?.pending;
         Ok(report)
+    }
+
+    /// Counts a meeting's photo outcomes, then pushes the meeting alone if it can go.
+    async fn push_uploaded(
+        &self,
+        id: Uuid,
+        t: Instant,
+        results: Vec<(PendingPhoto, Result<PhotoOutcome>)>,
+        observer: &dyn SyncObserver,
+        report: &mut SyncReport,
+        started: &mut HashMap<String, Instant>,
+    ) -> Result<()> {
+        for (p, r) in results {
+            started.insert(p.sha256.clone(), t);
+            note_upload(observer, report, &p, t, r)?;
+        }
+        let ready = self
+            .blocking(|o| o.pushable(MAX_MUTATIONS_PER_PUSH))
+            .await?;
+        if let Some(ready) = ready.into_iter().find(|r| r.id == id) {
+            self.push_batch(vec![ready], observer, report, started)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn upload_photos(

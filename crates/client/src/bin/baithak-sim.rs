@@ -91,6 +91,10 @@ struct Args {
     /// of all photos then one batched push: latency is then per meeting.
     #[arg(long)]
     push_each: bool,
+    /// With --push-each: meetings whose photos upload while an earlier one is pushed
+    /// (0: strictly one meeting at a time).
+    #[arg(long, default_value_t = 2)]
+    ahead: usize,
     /// Photos above this many bytes use a resumable upload.
     #[arg(long, default_value_t = 512 * 1024)]
     resumable_threshold: u64,
@@ -154,6 +158,7 @@ fn config(args: &Args) -> Result<SimConfig> {
     cfg.faults.validate().map_err(anyhow::Error::msg)?;
     cfg.concurrency = args.concurrency;
     cfg.push_each = args.push_each;
+    cfg.meetings_ahead = args.ahead;
     cfg.resumable_threshold = args.resumable_threshold;
     cfg.chunk_size = args.chunk_size;
     cfg.request_timeout = Duration::from_secs(args.request_timeout.max(1));

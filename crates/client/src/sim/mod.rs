@@ -75,6 +75,8 @@ pub struct SimConfig {
     /// Sync one meeting at a time (its photos, then its push) instead of all photos
     /// then one batched push; see [`Device::sync_each_with`]. Gives per-meeting latency.
     pub push_each: bool,
+    /// With `push_each`: meetings whose photos upload while one is pushed (0: none).
+    pub meetings_ahead: usize,
     /// Longest a single request may take (a server that stops answering fails the run
     /// rather than hanging it).
     pub request_timeout: Duration,
@@ -115,6 +117,7 @@ impl SimConfig {
             upload_concurrency: 2,
             max_sync_passes: 8,
             push_each: false,
+            meetings_ahead: 2,
             request_timeout: Duration::from_secs(60),
             progress: false,
         }
@@ -425,6 +428,7 @@ async fn prepare_device(
         .await
         .context("opening the outbox")?;
     device.set_upload_concurrency(cfg.upload_concurrency);
+    device.set_meetings_ahead(cfg.meetings_ahead);
     // Online once: log in and learn the areas, then go offline for `days`.
     let user = device
         .login(login, password, true)
