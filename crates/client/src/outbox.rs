@@ -380,21 +380,29 @@ impl Outbox {
     /// Up to `limit` pending mutations, in the order they were recorded, whose photos
     /// are all confirmed (a hash this device never had is left to the server to judge).
     pub fn pushable(&self, limit: usize) -> Result<Vec<PendingMutation>> {
-        self.pending_where(
+        self.mutations_where(
             "m.state = 'pending' AND NOT EXISTS (
                 SELECT 1 FROM mutation_photos mp JOIN photos p ON p.sha256 = mp.sha256
                 WHERE mp.mutation_id = m.id AND p.state <> 'uploaded')",
             limit,
+            true,
         )
     }
 
     /// Up to `limit` pending mutations in the order they were recorded, whether or not
     /// their photos are uploaded yet.
     pub fn pending(&self, limit: usize) -> Result<Vec<PendingMutation>> {
-        self.pending_where("m.state = 'pending'", limit)
+        self.mutations_where("m.state = 'pending'", limit, true)
     }
 
-    fn pending_where(&self, condition: &str, limit: usize) -> Result<Vec<PendingMutation>> {
+    /// Up to `limit` mutations matching `condition` (SQL over `mutations m`), in
+    /// recorded order; their photo hashes only `with_photos`.
+    fn mutations_where(
+        &self,
+        condition: &str,
+        limit: usize,
+        with_photos: bool,
+    ) -> Result<Vec<PendingMutation>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&format!(
             "SELECT m.id, m.kind, m.entity_id, m.body FROM mutations m
@@ -421,6 +429,9 @@ impl Outbox {
             });
         }
         drop(stmt);
+        if !with_photos {
+            return Ok(out);
+        }
         let mut photos = conn
             .prepare("SELECT sha256 FROM mutation_photos WHERE mutation_id = ?1 ORDER BY rowid")?;
         for m in &mut out {
@@ -661,30 +672,7 @@ impl Outbox {
     /// The exact JSON of every settled (`done`) mutation, in recorded order: what a
     /// replay check pushes again.
     pub fn done_mutations(&self) -> Result<Vec<PendingMutation>> {
-        let conn = self.conn()?;
-        let mut stmt = conn.prepare(
-            "SELECT id, kind, entity_id, body FROM mutations WHERE state = 'done' ORDER BY rowid",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, kind, entity_id, body) = row?;
-            out.push(PendingMutation {
-                id: parse_uuid(&id)?,
-                kind,
-                entity_id: parse_uuid(&entity_id)?,
-                body,
-                photos: Vec::new(),
-            });
-        }
-        Ok(out)
+        self.mutations_where("m.state = 'done'", usize::MAX, false)
     }
 
     /// The last version of a meeting the server confirmed, for an edit's `base_version`.

@@ -117,10 +117,6 @@ impl IngestPool {
         self.limits.workers
     }
 
-    pub fn limits(&self) -> PoolLimits {
-        self.limits
-    }
-
     /// Jobs admitted (running or waiting for a worker).
     pub fn in_flight(&self) -> usize {
         self.admitted.load(Ordering::Relaxed)
