@@ -296,12 +296,7 @@ impl Device {
         let ahead = self.meetings_ahead;
         if ahead == 0 {
             for (id, photos) in jobs {
-                let t = Instant::now();
-                let mut results = Vec::with_capacity(photos.len());
-                for p in photos {
-                    let r = self.upload_one(&p).await;
-                    results.push((p, r));
-                }
+                let (id, t, results) = self.upload_meeting(id, photos).await;
                 self.push_uploaded(id, t, results, observer, &mut report, &mut started)
                     .await?;
             }
@@ -309,15 +304,7 @@ impl Device {
             let (tx, mut rx) = tokio::sync::mpsc::channel::<Uploaded>(ahead);
             let uploads = async move {
                 let mut done = futures_util::stream::iter(jobs)
-                    .map(|(id, photos)| async move {
-                        let t = Instant::now();
-                        let mut results = Vec::with_capacity(photos.len());
-                        for p in photos {
-                            let r = self.upload_one(&p).await;
-                            results.push((p, r));
-                        }
-                        (id, t, results)
-                    })
+                    .map(|(id, photos)| self.upload_meeting(id, photos))
                     .buffered(ahead);
                 while let Some(item) = done.next().await {
                     // The pushing side stopped (an error): stop uploading too.
@@ -326,12 +313,24 @@ impl Device {
                     }
                 }
             };
-            let pushes = async {
+            let (report, started) = (&mut report, &mut started);
+            let pushes = async move {
+                let mut outcome = Ok::<_, ClientError>(());
                 while let Some((id, t, results)) = rx.recv().await {
-                    self.push_uploaded(id, t, results, observer, &mut report, &mut started)
-                        .await?;
+                    if let Err(e) = self
+                        .push_uploaded(id, t, results, observer, report, started)
+                        .await
+                    {
+                        outcome = Err(e);
+                        break;
+                    }
                 }
-                Ok::<_, ClientError>(())
+                // The receiver must go now, not when this function returns: the
+                // upload side may be waiting for room in the channel, and only a
+                // closed channel ends that wait (without it, a failed push hung the
+                // sync for good).
+                drop(rx);
+                outcome
             };
             let ((), pushed) = futures_util::future::join(uploads, pushes).await;
             pushed?;
@@ -348,6 +347,17 @@ impl Device {
         self.pull_all(&mut report).await?;
         report.pending = self.counts().await?.pending;
         Ok(report)
+    }
+
+    /// Uploads one meeting's photos, one after another.
+    async fn upload_meeting(&self, id: Uuid, photos: Vec<PendingPhoto>) -> Uploaded {
+        let t = Instant::now();
+        let mut results = Vec::with_capacity(photos.len());
+        for p in photos {
+            let r = self.upload_one(&p).await;
+            results.push((p, r));
+        }
+        (id, t, results)
     }
 
     /// Counts a meeting's photo outcomes, then pushes the meeting alone if it can go.
