@@ -10,7 +10,7 @@
 use baithak_domain::meeting::{Decision, Flag, FlagEntry, MeetingId, sort_flags};
 use baithak_domain::quota::{
     DayMeeting as DomainDayMeeting, DuplicateHit, MeetingEvaluation, MeetingFacts, PhotoFacts,
-    evaluate_day, evaluate_meeting,
+    evaluate_day, evaluate_meeting, local_day,
 };
 use baithak_domain::{GeoPoint, MeetingKind, Policy, UserId};
 use baithak_store::{
@@ -330,4 +330,27 @@ pub fn recompute_all(tx: &mut dyn SyncTx, now: DateTime<Utc>) -> Result<usize> {
     let n = days.len();
     reevaluate_days(tx, &policy, days, PhotoSearch::Every, now)?;
     Ok(n)
+}
+
+/// Moves the meetings of open days (local day `from` on) to their local day in
+/// `policy`'s time zone, after HQ changed it. Returns every day that lost or gained a
+/// meeting, to re-evaluate. Days before `from` are settled: their meetings stay on the
+/// day they were counted on, so a settled verdict never changes under anyone's feet.
+pub fn regroup_open_days(
+    tx: &mut dyn SyncTx,
+    policy: &Policy,
+    from: &str,
+) -> Result<BTreeSet<(UserId, String)>> {
+    let mut touched = BTreeSet::new();
+    for (id, incharge, occurred_at, day) in tx.meetings_from_day(from)? {
+        let moved = local_day(utc(occurred_at), policy.timezone)
+            .format("%Y-%m-%d")
+            .to_string();
+        if moved != day {
+            tx.set_meeting_local_day(id, &moved)?;
+            touched.insert((incharge, day));
+            touched.insert((incharge, moved));
+        }
+    }
+    Ok(touched)
 }

@@ -424,6 +424,101 @@ async fn quota_rules_through_the_api_postgres() {
     quota_flow(Kind::Postgres).await;
 }
 
+/// HQ moves the policy from IST to UTC: a meeting at 03:00 IST belongs to the previous
+/// UTC day, so it leaves one open day for another; both days are re-evaluated and
+/// published, a full recompute agrees, and moving back restores the original days.
+async fn timezone_change(kind: Kind) {
+    let mut w = world(kind);
+    let app = init_service(baithak_api::app(w.state.clone())).await;
+    login_all!(app, w);
+    let ravi = w.user("ravi");
+    let a1 = w.area("LKO-A1");
+    let store = w.db.store.clone();
+    let day = support::yesterday_ist() - Duration::days(1);
+    let before = day - Duration::days(1);
+    let (early, noon) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+    let p1 = photo(&store, 901, 0x0F0F_0F0F_0F0F_0F0F, ravi.id);
+    let p2 = photo(&store, 902, 0x3C3C_A5A5_5A5A_C3C3, ravi.id);
+    let (_, res) = call!(
+        app,
+        w.push(
+            "ravi",
+            vec![
+                meeting(&early, &format!("{day}T03:00:00+05:30"), &a1, vec![&p1]),
+                meeting(&noon, &format!("{day}T12:00:00Z"), &a1, vec![&p2]),
+            ]
+        )
+    );
+    assert_eq!(status_of(&res), ["applied", "applied"]);
+    let submitted = |d: chrono::NaiveDate| {
+        store
+            .quota_days(&[ravi.id], &d.to_string(), &d.to_string())
+            .unwrap()
+            .first()
+            .map_or(0, |q| q.submitted)
+    };
+    assert_eq!((submitted(before), submitted(day)), (0, 2));
+    let head = store.feed_head().unwrap();
+
+    let (_, pol) = call!(app, w.get("hq.audit", "/v1/policy"));
+    let put = |body: &Value| {
+        TestRequest::put()
+            .uri("/v1/policy")
+            .insert_header(w.auth("hq.audit"))
+            .set_json(body)
+    };
+    let mut utc_policy = pol.clone();
+    utc_policy["timezone"] = json!("UTC");
+    let (st, body) = call!(app, put(&utc_policy));
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["timezone"], "UTC");
+    let early_id: Uuid = early.parse().unwrap();
+    let noon_id: Uuid = noon.parse().unwrap();
+    assert_eq!(
+        store.meeting(early_id).unwrap().local_day,
+        before.to_string()
+    );
+    assert_eq!(store.meeting(noon_id).unwrap().local_day, day.to_string());
+    assert_eq!((submitted(before), submitted(day)), (1, 1));
+
+    // Ravi's phone hears about both days.
+    let (_, feed) = call!(app, w.get("ravi", "/v1/sync/pull?limit=1000"));
+    assert_eq!(feed["has_more"], false);
+    let days: Vec<&str> = feed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["type"] == "quota.day" && c["seq"].as_i64().unwrap() > head)
+        .map(|c| c["data"]["date"].as_str().unwrap())
+        .collect();
+    assert!(days.contains(&before.to_string().as_str()), "{feed}");
+    assert!(days.contains(&day.to_string().as_str()), "{feed}");
+
+    let head = store.feed_head().unwrap();
+    store
+        .sync_tx(|tx| baithak_api::quota::recompute_all(tx, chrono::Utc::now()))
+        .unwrap();
+    assert_eq!(store.feed_head().unwrap(), head, "a recompute agrees");
+
+    // Back to IST: the meeting returns to its day.
+    let mut ist_policy = pol.clone();
+    ist_policy["version"] = body["version"].clone();
+    let (st, body) = call!(app, put(&ist_policy));
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(store.meeting(early_id).unwrap().local_day, day.to_string());
+    assert_eq!((submitted(before), submitted(day)), (0, 2));
+}
+
+#[actix_rt::test]
+async fn timezone_change_regroups_open_days_sqlite() {
+    timezone_change(Kind::Sqlite).await;
+}
+
+#[actix_rt::test]
+async fn timezone_change_regroups_open_days_postgres() {
+    timezone_change(Kind::Postgres).await;
+}
+
 fn record_real(
     store: &baithak_store::Store,
     bytes: &[u8],

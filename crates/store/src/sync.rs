@@ -210,6 +210,14 @@ pub trait SyncTx {
         from: &str,
         to: &str,
     ) -> Result<Vec<(UserId, String)>>;
+    /// Meetings of local days from `from` on, as `(id, in-charge, occurred_at UTC,
+    /// local day)`, ordered by id: the open days a time zone change regroups.
+    fn meetings_from_day(
+        &mut self,
+        from: &str,
+    ) -> Result<Vec<(Uuid, UserId, NaiveDateTime, String)>>;
+    /// Moves a meeting to another local day (its policy time zone changed).
+    fn set_meeting_local_day(&mut self, id: Uuid, day: &str) -> Result<()>;
     /// Writes the evaluation's verdict on a meeting; true when it changed.
     fn set_meeting_evaluation(&mut self, id: Uuid, counted: bool, flags_json: &str)
     -> Result<bool>;
@@ -466,6 +474,43 @@ impl_both!(SyncTx {
                     .map_err(|_| StoreError::Corrupt(format!("in-charge id {u}")))
             })
             .collect()
+    }
+
+    fn meetings_from_day(
+        &mut self,
+        from: &str,
+    ) -> Result<Vec<(Uuid, UserId, NaiveDateTime, String)>> {
+        let rows: Vec<(String, String, NaiveDateTime, String)> = meetings::table
+            .filter(meetings::local_day.ge(from))
+            .order(meetings::id.asc())
+            .select((
+                meetings::id,
+                meetings::incharge_id,
+                meetings::occurred_at,
+                meetings::local_day,
+            ))
+            .load(self)?;
+        rows.into_iter()
+            .map(|(id, u, at, day)| {
+                let id = id
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("meeting id {id}")))?;
+                let u = u
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("in-charge id {u}")))?;
+                Ok((id, u, at, day))
+            })
+            .collect()
+    }
+
+    fn set_meeting_local_day(&mut self, id: Uuid, day: &str) -> Result<()> {
+        diesel::update(meetings::table.find(id.to_string()))
+            .set((
+                meetings::local_day.eq(day),
+                meetings::updated_at.eq(now_utc()),
+            ))
+            .execute(self)?;
+        Ok(())
     }
 
     fn set_meeting_evaluation(

@@ -6,7 +6,7 @@
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::quota::{PhotoSearch, policy_from, reevaluate_days, utc};
+use crate::quota::{PhotoSearch, policy_from, reevaluate_days, regroup_open_days, utc};
 use crate::routes::Json;
 use crate::routes::meetings::child_under;
 use crate::state::AppState;
@@ -110,8 +110,6 @@ fn period(
     Ok((from, to))
 }
 
-/// One in-charge's days over the period, from stored results. A day before the
-/// account existed is `exempt`; a day without a stored result had no meetings.
 /// The local days of a period, each with its key as stored and whether its grace
 /// window has closed: the same for every in-charge, so worked out once per view.
 struct Calendar {
@@ -578,7 +576,8 @@ pub async fn get_policy(state: web::Data<AppState>, _user: AuthUser) -> ApiResul
 /// Replace the policy (HQ). Send back what GET gave, edited; its `version` guards
 /// against overwriting a change made in between (409). Days still open (not final) are
 /// re-evaluated under the new rules in the same transaction; final days keep the
-/// verdict of the policy they were settled under.
+/// verdict of the policy they were settled under. A new time zone moves the meetings
+/// of open days to their local day in that zone.
 #[utoipa::path(put, operation_id = "put_policy", path = "/v1/policy", tag = "compliance",
     request_body = Object, security(("bearer" = [])),
     responses((status = 200, body = Object), (status = 400, body = Problem),
@@ -602,13 +601,6 @@ pub async fn put_policy(
         .map_err(|e| ApiError::bad_request("invalid_json", e.to_string()))?;
     new.validate()?;
     let old = state.store.run(|s| policy_from(s.policy()?)).await?;
-    if old.change_impact(&new).regroup_days {
-        return Err(ApiError::Unprocessable {
-            code: "timezone_change_unsupported",
-            detail: "changing the timezone would move meetings between days; not supported yet"
-                .into(),
-        });
-    }
     let text = serde_json::to_string(&new).map_err(ApiError::internal)?;
     let actor = user.id;
     let days_back = i64::from(old.late_grace_days.max(new.late_grace_days)) + 1;
@@ -617,12 +609,17 @@ pub async fn put_policy(
         .run(move |s| {
             s.put_policy(&text, expected, Some(actor), |tx, rec| {
                 let now = Utc::now();
-                let today = local_day(now, new.timezone);
+                // The earlier of the two zones' "today", so a zone change cannot skip
+                // the first open day.
+                let today = local_day(now, new.timezone).min(local_day(now, old.timezone));
                 let from = day_str(today - Duration::days(days_back));
-                let days: BTreeSet<(UserId, String)> = tx
-                    .meeting_days(None, &from, &day_str(today))?
+                let mut days: BTreeSet<(UserId, String)> = tx
+                    .meeting_days(None, &from, "9999-12-31")?
                     .into_iter()
                     .collect();
+                if old.change_impact(&new).regroup_days {
+                    days.extend(regroup_open_days(tx, &new, &from)?);
+                }
                 reevaluate_days(tx, &new, days, PhotoSearch::Every, now)?;
                 tx.append_change(&NewChange {
                     kind: "policy.changed".into(),
