@@ -24,7 +24,7 @@ use crate::feed::{NewChange, append_change_body};
 use crate::feedback::{FeedbackRow, FeedbackWrite};
 use crate::media::{
     MediaRecord, MediaRow, band_candidates, check_distance, check_sha, for_each_band_chunk,
-    parse_media, phash_distance,
+    parse_media, phash_bands, phash_distance,
 };
 use crate::meetings::{MeetingConn, MeetingRecord, MeetingRow};
 use crate::schema::{
@@ -301,10 +301,10 @@ impl_both!(PhotoUseConn {
     ) -> Result<Vec<PhotoUse>> {
         check_distance(max_distance)?;
         let mid = meeting_id.to_string();
-        // Step 1 reads `media` alone, through the covering band indexes: other photo's
-        // SHA-256 → (index of our photo, distance). The band lookups return every photo
-        // sharing a band value, which grows with history, so they must stay index-only
-        // and must not touch `meetings` before the distance filter has run.
+        // Step 1 reads `media` alone: other photo's SHA-256 → (index of our photo,
+        // distance). The band lookups return every photo sharing a band value, a set
+        // that grows with history, so they read only the narrow band indexes
+        // `(band, phash)` and must not touch `meetings` before the distance filter.
         let mut near: HashMap<String, Vec<(usize, u32)>> = HashMap::new();
         let mut note = |other: String, i: usize, d: u32| {
             let list = near.entry(other).or_default();
@@ -318,18 +318,35 @@ impl_both!(PhotoUseConn {
             note(sha.clone(), i, 0);
         }
         if max_distance > 0 {
+            // 1a: pHashes within the distance → (index of our photo, distance).
+            let mut near_hashes: HashMap<i64, Vec<(usize, u32)>> = HashMap::new();
             for (i, (_, phash)) in photos.iter().enumerate() {
                 let cands = band_candidates(*phash, max_distance);
                 for_each_band_chunk!(cands, media::table.into_boxed(), |q| {
-                    let rows: Vec<(String, i64)> =
-                        q.select((media::sha256, media::phash)).load(self)?;
-                    for (other_sha, other_phash) in rows {
-                        let d = phash_distance(*phash, other_phash as u64);
+                    let rows: Vec<i64> = q.select(media::phash).load(self)?;
+                    for other in rows {
+                        let d = phash_distance(*phash, other as u64);
                         if d <= max_distance {
-                            note(other_sha, i, d);
+                            near_hashes.entry(other).or_default().push((i, d));
                         }
                     }
                 });
+            }
+            // 1b: the photos with those pHashes (usually none or a few), through band
+            // 0's index.
+            let hashes: Vec<i64> = near_hashes.keys().copied().collect();
+            for chunk in hashes.chunks(CHUNK) {
+                let b0: Vec<i32> = chunk.iter().map(|h| phash_bands(*h as u64)[0]).collect();
+                let rows: Vec<(String, i64)> = media::table
+                    .filter(media::phash_b0.eq_any(&b0))
+                    .filter(media::phash.eq_any(chunk))
+                    .select((media::sha256, media::phash))
+                    .load(self)?;
+                for (other_sha, other_phash) in rows {
+                    for &(i, d) in near_hashes.get(&other_phash).into_iter().flatten() {
+                        note(other_sha.clone(), i, d);
+                    }
+                }
             }
         }
         // Step 2: the meetings that use one of the near photos, on the other side of
