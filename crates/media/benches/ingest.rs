@@ -1,11 +1,12 @@
 //! Ingest cost per photo: the whole pipeline against decoding alone (the
-//! floor), plus the cheap stages, for a small camera photo and an 8 MP phone photo.
+//! floor: full size, and at the reduced scale ingest uses for big JPEGs),
+//! plus the cheap stages, for a small camera photo and an 8 MP phone photo.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 
-use baithak_media::{IngestLimits, MediaType, decode, ingest, read_exif, sha256_of};
+use baithak_media::{IngestLimits, MediaType, decode, decode_scaled, ingest, read_exif, sha256_of};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const PHOTOS: &str = concat!(
@@ -23,6 +24,10 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function("decode", |b| {
             b.iter(|| decode(black_box(&bytes), MediaType::Jpeg, &limits).unwrap())
+        });
+        // What ingest actually decodes with: `None` (nothing) for the small photo.
+        group.bench_function("decode_scaled", |b| {
+            b.iter(|| decode_scaled(black_box(&bytes), &limits).unwrap())
         });
         group.bench_function("sha256", |b| b.iter(|| sha256_of(black_box(&bytes))));
         group.bench_function("exif", |b| b.iter(|| read_exif(black_box(&bytes))));

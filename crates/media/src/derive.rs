@@ -63,6 +63,16 @@ pub(crate) fn shrink_to_fit(
     filter: fr::FilterType,
 ) -> Result<Option<RgbImage>, DeriveError> {
     let (w, h) = fit_within(src.width(), src.height(), max_side);
+    resize_to(resizer, src, (w, h), filter)
+}
+
+/// Resizes an RGB8 image to exactly `size`, or `None` when it already has it.
+fn resize_to(
+    resizer: &mut Resizer,
+    src: &RgbImage,
+    (w, h): (u32, u32),
+    filter: fr::FilterType,
+) -> Result<Option<RgbImage>, DeriveError> {
     if (w, h) == src.dimensions() {
         return Ok(None);
     }
@@ -108,23 +118,28 @@ pub(crate) struct Renditions {
 
 /// Makes both renditions from the decoded original.
 ///
+/// `pixels` is the original, or a reduced-scale decode of it whose stored
+/// (pre-orientation) size was `full_size`: the display size is computed from
+/// the full size either way, so both decodes give the same rendition sizes.
+///
 /// Orientation is applied after the first downscale: rotating 1.6 MP is far
 /// cheaper than rotating the full-size original, and the result is identical
 /// because the resize targets are computed on the longest side either way.
 pub(crate) fn renditions(
-    original: RgbImage,
+    pixels: RgbImage,
+    full_size: (u32, u32),
     exif_orientation: u8,
 ) -> Result<Renditions, DeriveError> {
     let mut resizer = Resizer::new();
     // CatmullRom for the big step: nearly as sharp as Lanczos3 with a
     // narrower kernel, and this step is the one that touches every pixel.
-    let display = shrink_to_fit(
+    let display = resize_to(
         &mut resizer,
-        &original,
-        DISPLAY_MAX_SIDE,
+        &pixels,
+        fit_within(full_size.0, full_size.1, DISPLAY_MAX_SIDE),
         fr::FilterType::CatmullRom,
     )?
-    .unwrap_or(original);
+    .unwrap_or(pixels);
     let display = orient(display, exif_orientation);
     let thumb = match shrink_to_fit(
         &mut resizer,

@@ -2,19 +2,26 @@
 //! oversized canvases before decoding, decode under explicit limits, read EXIF,
 //! make upright metadata-free renditions and a perceptual hash.
 //!
+//! Two shortcuts keep CPU down without changing what clients see: a JPEG much
+//! bigger than the display is decoded at reduced scale (`scaled`), and a small
+//! upright JPEG of modest weight is its own display, metadata stripped
+//! (`strip`) instead of re-encoded.
+//!
 //! Everything here is synchronous and CPU-bound; run it through
 //! [`crate::IngestPool`] from async code.
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::derive::{self, JPEG_QUALITY};
 use crate::hash::{Sha256, sha256_of};
 use crate::media_type::MediaType;
 use crate::metadata::{ExifInfo, read_exif};
 use crate::phash::phash;
+use crate::scaled::{self, ScaledJpeg};
+use crate::strip;
 
 /// Resource limits for one ingest. The defaults admit any current phone camera
 /// (a 200 MP sensor is bigger, but phones bin those to 12-50 MP by default).
@@ -75,7 +82,9 @@ pub struct Ingested {
     pub phash: u64,
     /// Upright JPEG, longest side at most 320 px, no metadata.
     pub thumb: Vec<u8>,
-    /// Upright JPEG, longest side at most 1280 px, no metadata.
+    /// Upright JPEG, longest side at most 1280 px, no metadata. For a JPEG
+    /// that is already small, upright and not too heavy, this is the
+    /// original's own image data with every metadata segment removed.
     pub display: Vec<u8>,
 }
 
@@ -91,8 +100,8 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
     let media_type = MediaType::sniff(bytes).ok_or(IngestError::UnsupportedType)?;
     let sha256 = sha256_of(bytes);
 
-    let decoded = decode(bytes, media_type, limits)?;
-    let (stored_w, stored_h) = (decoded.width(), decoded.height());
+    let source = decode_source(bytes, media_type, limits)?;
+    let (stored_w, stored_h) = source.full_size;
 
     // EXIF parsing runs on attacker-controlled bytes too; a panic in it costs
     // the metadata, not the upload.
@@ -107,13 +116,23 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
         (stored_w, stored_h)
     };
 
-    let renditions = derive::renditions(derive::to_rgb8(decoded), orientation)
+    let unscaled = source.pixels.dimensions() == source.full_size;
+    let renditions = derive::renditions(source.pixels, source.full_size, orientation)
         .map_err(|e| IngestError::InvalidImage(e.to_string()))?;
     let phash = phash(&renditions.thumb);
     let thumb = derive::encode_jpeg(&renditions.thumb, JPEG_QUALITY)
         .map_err(|e| IngestError::InvalidImage(e.to_string()))?;
-    let display = derive::encode_jpeg(&renditions.display, JPEG_QUALITY)
-        .map_err(|e| IngestError::InvalidImage(e.to_string()))?;
+    let passthrough = (media_type == MediaType::Jpeg
+        && orientation == 1
+        && unscaled
+        && renditions.display.dimensions() == source.full_size)
+        .then(|| stripped_display(bytes, stored_w, stored_h))
+        .flatten();
+    let display = match passthrough {
+        Some(display) => display,
+        None => derive::encode_jpeg(&renditions.display, JPEG_QUALITY)
+            .map_err(|e| IngestError::InvalidImage(e.to_string()))?,
+    };
 
     Ok(Ingested {
         sha256,
@@ -130,7 +149,8 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
 
 /// Decodes to pixels under `limits`, checking the declared canvas first.
 ///
-/// Public so benchmarks can measure decoding alone; ingest uses it as its first stage.
+/// Public so benchmarks can measure decoding alone; ingest uses it as its
+/// first stage for everything but big JPEGs (see [`decode_scaled`]).
 pub fn decode(
     bytes: &[u8],
     media_type: MediaType,
@@ -172,6 +192,19 @@ fn decode_inner(
     // run before any pixel buffer exists.
     let mut decoder = reader.into_decoder().map_err(invalid)?;
     let (w, h) = decoder.dimensions();
+    check_canvas(w, h, decoder.total_bytes(), limits)?;
+    decoder.set_limits(decode_limits).map_err(invalid)?;
+    DynamicImage::from_decoder(decoder).map_err(invalid)
+}
+
+/// The canvas checks both decode paths make on the declared size, before any
+/// pixel buffer exists. `needed` is what a full-size decode would allocate.
+pub(crate) fn check_canvas(
+    w: u32,
+    h: u32,
+    needed: u64,
+    limits: &IngestLimits,
+) -> Result<(), IngestError> {
     if w == 0 || h == 0 {
         return Err(IngestError::InvalidImage(format!("empty canvas {w}x{h}")));
     }
@@ -188,13 +221,141 @@ fn decode_inner(
             limits.max_pixels
         )));
     }
-    let needed = decoder.total_bytes();
     if needed > limits.max_alloc {
         return Err(IngestError::InvalidImage(format!(
             "decoding {w}x{h} needs {needed} bytes, over the {} limit",
             limits.max_alloc
         )));
     }
-    decoder.set_limits(decode_limits).map_err(invalid)?;
-    DynamicImage::from_decoder(decoder).map_err(invalid)
+    Ok(())
+}
+
+/// Pixels to make the renditions from, and the stored size of the original
+/// they stand for (bigger when the decode was scaled down).
+struct Source {
+    pixels: RgbImage,
+    full_size: (u32, u32),
+}
+
+/// Decodes at reduced scale when a big JPEG allows it, at full size otherwise.
+fn decode_source(
+    bytes: &[u8],
+    media_type: MediaType,
+    limits: &IngestLimits,
+) -> Result<Source, IngestError> {
+    if media_type == MediaType::Jpeg
+        && let Some(scaled) = decode_scaled(bytes, limits)?
+    {
+        return Ok(Source {
+            pixels: scaled.pixels,
+            full_size: (scaled.width, scaled.height),
+        });
+    }
+    let decoded = decode(bytes, media_type, limits)?;
+    let full_size = (decoded.width(), decoded.height());
+    Ok(Source {
+        pixels: derive::to_rgb8(decoded),
+        full_size,
+    })
+}
+
+/// Decodes a big JPEG at the reduced scale ingest uses for it: the smallest
+/// of 1/2, 1/4, 1/8 whose longest side still reaches the display size.
+/// Returns `None` when ingest decodes this photo with [`decode`] instead (small, CMYK,
+/// 16-bit, or not parsable by the scaling decoder). Refuses by the same
+/// canvas limits as [`decode`], checked on the full declared size.
+///
+/// Public so benchmarks can measure it against [`decode`].
+pub fn decode_scaled(
+    bytes: &[u8],
+    limits: &IngestLimits,
+) -> Result<Option<ScaledJpeg>, IngestError> {
+    // Same reason as in `decode`: a panic on crafted input must not kill the
+    // worker. Here it only costs the shortcut; `decode` has the last word.
+    match catch_unwind(AssertUnwindSafe(|| scaled::decode_reduced(bytes, limits))) {
+        Ok(Ok(scaled)) => Ok(scaled),
+        Ok(Err(refusal)) => Err(refusal),
+        Err(_) => {
+            tracing::warn!("scaling JPEG decoder panicked; full-size decode");
+            Ok(None)
+        }
+    }
+}
+
+/// Most bytes per pixel a JPEG may weigh to be served as its own display
+/// rendition: 4 bits per pixel. Cameras write 2-4 bits per pixel, a q80
+/// re-encode 1-2.5, so ordinary photos pass at up to about twice the weight
+/// of a re-encode and anything heavier (q95+ exports, noise) is re-encoded:
+/// coordinators download the display on cheap phones over slow links.
+const PASSTHROUGH_MAX_BYTES_PER_PIXEL: f64 = 0.5;
+/// And at most this many bytes whatever the size: about what a q80 re-encode
+/// of a detailed 1280 px photo weighs, so a big display is never heavier
+/// than the encoder would have made it by much.
+const PASSTHROUGH_MAX_BYTES: usize = 320 * 1024;
+
+/// The original JPEG with every metadata segment and any trailer removed, if
+/// it can serve as the display rendition as it is. The caller has checked that
+/// it needs neither resizing nor rotating.
+fn stripped_display(jpeg: &[u8], width: u32, height: u32) -> Option<Vec<u8>> {
+    let stripped = strip::strip_metadata(jpeg)?;
+    let budget = f64::from(width) * f64::from(height) * PASSTHROUGH_MAX_BYTES_PER_PIXEL;
+    if stripped.len() as f64 > budget || stripped.len() > PASSTHROUGH_MAX_BYTES {
+        tracing::debug!(
+            bytes = stripped.len(),
+            width,
+            height,
+            "original too heavy to serve as the display; re-encoding"
+        );
+        return None;
+    }
+    Some(stripped)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::phash::phash_distance;
+
+    const PHOTOS: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/testdata/photos"
+    );
+
+    /// The renditions as ingest made them before scaled decoding: a
+    /// full-size decode, then the same resizes.
+    fn full_size_renditions(bytes: &[u8]) -> derive::Renditions {
+        let decoded = decode(bytes, MediaType::Jpeg, &IngestLimits::default()).unwrap();
+        let pixels = derive::to_rgb8(decoded);
+        let size = pixels.dimensions();
+        derive::renditions(pixels, size, 1).unwrap()
+    }
+
+    #[test]
+    fn scaled_decode_keeps_phash_and_pixels() {
+        let bytes = std::fs::read(format!("{PHOTOS}/mobile/jolla.jpg")).unwrap();
+        let limits = IngestLimits::default();
+        let source = decode_source(&bytes, MediaType::Jpeg, &limits).unwrap();
+        assert_eq!(source.full_size, (3264, 2448));
+        assert_eq!(source.pixels.dimensions(), (1632, 1224), "not scaled");
+        let scaled = derive::renditions(source.pixels, source.full_size, 1).unwrap();
+        let full = full_size_renditions(&bytes);
+
+        assert_eq!(scaled.display.dimensions(), full.display.dimensions());
+        assert_eq!(scaled.thumb.dimensions(), full.thumb.dimensions());
+        let diff: u64 = scaled
+            .display
+            .as_raw()
+            .iter()
+            .zip(full.display.as_raw())
+            .map(|(&a, &b)| u64::from(a.abs_diff(b)))
+            .sum();
+        let mean = diff as f64 / scaled.display.as_raw().len() as f64;
+        let dist = phash_distance(phash(&scaled.thumb), phash(&full.thumb));
+        println!("display mean abs diff {mean:.2}, thumb pHash distance {dist}");
+        assert!(mean < 3.0, "display mean abs diff {mean}");
+        assert!(dist <= 4, "pHash distance {dist}");
+        assert_eq!(ingest(&bytes, &limits).unwrap().phash, phash(&scaled.thumb));
+    }
 }

@@ -21,12 +21,15 @@ mod media_type;
 mod metadata;
 mod phash;
 mod pool;
+mod scaled;
+mod strip;
 
 pub use blob::{BlobError, BlobReader, BlobStore, Variant};
 pub use derive::{DISPLAY_MAX_SIDE, JPEG_QUALITY, THUMB_MAX_SIDE, fit_within};
 pub use hash::{ParseSha256Error, Sha256, Sha256Hasher, sha256_of};
-pub use ingest::{IngestError, IngestLimits, Ingested, decode, ingest};
+pub use ingest::{IngestError, IngestLimits, Ingested, decode, decode_scaled, ingest};
 pub use media_type::MediaType;
 pub use metadata::{ExifInfo, Gps, TakenAt, read_exif};
 pub use phash::{phash, phash_distance};
 pub use pool::{Admission, IngestPool, PoolError, PoolLimits, default_workers};
+pub use scaled::ScaledJpeg;
