@@ -322,12 +322,17 @@ impl_both!(PhotoUseConn {
             let mut near_hashes: HashMap<i64, Vec<(usize, u32)>> = HashMap::new();
             for (i, (_, phash)) in photos.iter().enumerate() {
                 let cands = band_candidates(*phash, max_distance);
+                // DISTINCT: one photo re-used many times (its copies differ in bytes,
+                // not in pHash) must cost one entry here, not one per copy.
                 for_each_band_chunk!(cands, media::table.into_boxed(), |q| {
-                    let rows: Vec<i64> = q.select(media::phash).load(self)?;
+                    let rows: Vec<i64> = q.select(media::phash).distinct().load(self)?;
                     for other in rows {
                         let d = phash_distance(*phash, other as u64);
                         if d <= max_distance {
-                            near_hashes.entry(other).or_default().push((i, d));
+                            let list = near_hashes.entry(other).or_default();
+                            if !list.iter().any(|(j, _)| *j == i) {
+                                list.push((i, d));
+                            }
                         }
                     }
                 });
