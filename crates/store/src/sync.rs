@@ -322,10 +322,12 @@ impl_both!(PhotoUseConn {
             let mut near_hashes: HashMap<i64, Vec<(usize, u32)>> = HashMap::new();
             for (i, (_, phash)) in photos.iter().enumerate() {
                 let cands = band_candidates(*phash, max_distance);
-                // DISTINCT: one photo re-used many times (its copies differ in bytes,
-                // not in pHash) must cost one entry here, not one per copy.
+                // One photo re-used many times (copies that differ in bytes, not in
+                // pHash) comes back once per copy and band: it must cost one entry
+                // per (pHash, photo) below, or matching the copies is quadratic. Not
+                // DISTINCT in SQL: that sorts every walk, which costs more.
                 for_each_band_chunk!(cands, media::table.into_boxed(), |q| {
-                    let rows: Vec<i64> = q.select(media::phash).distinct().load(self)?;
+                    let rows: Vec<i64> = q.select(media::phash).load(self)?;
                     for other in rows {
                         let d = phash_distance(*phash, other as u64);
                         if d <= max_distance {
