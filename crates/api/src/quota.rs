@@ -196,7 +196,10 @@ pub fn reevaluate_day(
         let counted = result.counted_ids.contains(&id);
         let flags_json = serde_json::to_string(&flags)
             .map_err(|e| StoreError::Corrupt(format!("flags: {e}")))?;
-        if tx.set_meeting_evaluation(dm.meeting.id, counted, &flags_json)? {
+        // The day's meetings were read in this transaction, under the meeting lock: an
+        // unchanged verdict needs no statement (most of a day's meetings, most times).
+        let unchanged = dm.meeting.counted == counted && dm.meeting.flags == flags_json;
+        if !unchanged && tx.set_meeting_evaluation(dm.meeting.id, counted, &flags_json)? {
             tx.append_change(&NewChange {
                 kind: "meeting.flagged".into(),
                 user_id: Some(incharge),
