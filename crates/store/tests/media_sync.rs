@@ -603,6 +603,34 @@ both_backends!(fn earlier_and_later_photo_uses_exact_and_near(db) {
     assert!(matches!(wide, Err(StoreError::Invalid(_))));
 });
 
+both_backends!(fn many_copies_of_one_photo_are_each_found_once(db) {
+    // Copies that differ only in bytes share one pHash, so every band lists each copy:
+    // each earlier copy must come back exactly once, earliest first, and a near copy
+    // (another pHash) with it.
+    let s = &db.store;
+    seed(s);
+    let ic1 = add_user(s, "ic1", Role::Incharge, "LKO-B1");
+    let (b1, _) = area(s, "LKO-B1");
+    let near = flipped(BASE, [1, 1, 1, 0]);
+    let mut applied_meetings = Vec::new();
+    for n in 0..12u64 {
+        let phash = if n == 5 { near } else { BASE };
+        s.record_media(&media(&sha(100 + n), phash, ic1.id)).unwrap();
+        let (m, _) = applied(upsert(s, &meeting(ic1.id, b1, &[sha(100 + n)]), &ledger(ic1.id, &n.to_string())));
+        applied_meetings.push(m);
+    }
+    let last = applied_meetings.last().unwrap();
+    let uses = s
+        .sync_tx(|tx| tx.earlier_photo_uses(last.meeting_id, last.record_seq, &[(sha(111), BASE)], 10))
+        .unwrap();
+    let found: Vec<(Uuid, String, u32)> =
+        uses.into_iter().map(|u| (u.other_meeting_id, u.other_sha256, u.distance)).collect();
+    let expected: Vec<(Uuid, String, u32)> = (0..11u64)
+        .map(|n| (applied_meetings[n as usize].meeting_id, sha(100 + n), if n == 5 { 3 } else { 0 }))
+        .collect();
+    assert_eq!(found, expected);
+});
+
 both_backends!(fn changes_are_scoped_to_the_viewer(db) {
     let s = &db.store;
     seed(s);
