@@ -346,9 +346,8 @@ pub fn regroup_open_days(
 ) -> Result<BTreeSet<(UserId, String)>> {
     let mut touched = BTreeSet::new();
     for (id, incharge, occurred_at, day) in tx.meetings_from_day(from)? {
-        let moved = local_day(utc(occurred_at), policy.timezone)
-            .format("%Y-%m-%d")
-            .to_string();
+        // `NaiveDate`'s Display is the stored `YYYY-MM-DD`, as `day_str` uses.
+        let moved = local_day(utc(occurred_at), policy.timezone).to_string();
         if moved != day {
             tx.set_meeting_local_day(id, &moved)?;
             touched.insert((incharge, day));
