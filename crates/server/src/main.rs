@@ -205,6 +205,14 @@ fn serve(common: &Common, args: ServeArgs) -> Result<()> {
     if args.demo {
         demo::seed_if_empty(&store)?;
     }
+    // Before listening, so the first push does not wait for it.
+    let started = std::time::Instant::now();
+    let photos = store.warm_photo_index()?;
+    tracing::info!(
+        photos,
+        ms = started.elapsed().as_millis() as u64,
+        "photo index loaded"
+    );
     let secret = config::jwt_secret(&common.data_dir)?;
     let api_config = ApiConfig {
         access_ttl: chrono::Duration::minutes(args.access_ttl_minutes.clamp(1, 24 * 60)),

@@ -4,9 +4,8 @@
 use crate::audit::{AuditConn, AuditEvent};
 use crate::db::{Store, with_conn, write_tx};
 use crate::error::{Result, StoreError};
-use crate::meetings::MeetingConn;
 use crate::schema::{areas, meetings, policy, quota_days, reviews, users};
-use crate::sync::SyncTx;
+use crate::sync::{IndexedTx, SyncTx, lock_and_catch_up};
 use crate::time::now_utc;
 use crate::users::UserConn;
 use baithak_domain::{AreaPath, UserId};
@@ -370,7 +369,7 @@ impl Store {
     {
         let now = now_utc();
         write_tx!(self, |c| {
-            c.lock_meetings()?;
+            lock_and_catch_up(c, &self.photo_index)?;
             let current = SyncTx::policy(c)?;
             let current_version = current.as_ref().map_or(0, |p| p.version);
             if let Some(v) = expected_version
@@ -412,7 +411,7 @@ impl Store {
                 now,
             )?;
             let rec = PolicyRecord::try_from(row)?;
-            after(&mut *c, &rec)?;
+            after(&mut IndexedTx::caught_up(c, &self.photo_index), &rec)?;
             Ok(rec)
         })
     }

@@ -2,6 +2,7 @@
 //! migrations, and the two macros through which every query reaches a connection.
 
 use crate::error::{Result, StoreError};
+use crate::photo_index::PhotoIndex;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
@@ -110,9 +111,6 @@ impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragma
         // busy_timeout first, so switching to WAL waits instead of failing.
         // synchronous=FULL: a push is acknowledged only once durable, so the WAL is
         // synced at every commit (NORMAL could lose the last commits on power loss).
-        // mmap: reads of a big database (the duplicate-photo band walk touches a few
-        // hundred index pages per push) come straight from the OS page cache, shared
-        // by every connection, instead of a copy per connection's 2 MiB cache.
         conn.batch_execute(&format!(
             "PRAGMA busy_timeout = {}; PRAGMA journal_mode = WAL; \
              PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
@@ -146,10 +144,11 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
     Some(PathBuf::from(rest))
 }
 
-/// Cheap to clone: a handle to the connection pool.
+/// Cheap to clone: a handle to the connection pool and the in-process photo index.
 #[derive(Clone)]
 pub struct Store {
     pools: Pools,
+    pub(crate) photo_index: Arc<PhotoIndex>,
 }
 
 impl Store {
@@ -189,6 +188,7 @@ impl Store {
             .map_err(|e| StoreError::Connect(format!("SQLite database {path_str}: {e}")))?;
         Ok(Store {
             pools: Pools::Sqlite(pool, Arc::new(Mutex::new(()))),
+            photo_index: Arc::default(),
         })
     }
 
@@ -207,6 +207,7 @@ impl Store {
             .map_err(|e| StoreError::Connect(format!("PostgreSQL at {}: {e}", redact(url))))?;
         Ok(Store {
             pools: Pools::Pg(pool),
+            photo_index: Arc::default(),
         })
     }
 

@@ -12,6 +12,7 @@ mod feed;
 mod feedback;
 mod media;
 mod meetings;
+mod photo_index;
 pub mod schema;
 mod sessions;
 mod sync;

@@ -6,7 +6,7 @@ use crate::audit::{AuditConn, AuditEvent};
 use crate::db::{Store, impl_both, with_conn, write_tx};
 use crate::error::{Result, StoreError};
 use crate::schema::{meeting_head, meeting_photos, meetings};
-use crate::sync::SyncTx;
+use crate::sync::{IndexedTx, SyncTx, lock_and_catch_up};
 use crate::time::truncate;
 use baithak_domain::{AreaId, AreaPath, UserId};
 use chrono::NaiveDateTime;
@@ -342,7 +342,7 @@ impl Store {
         let id = d.meeting_id.to_string();
         let now = truncate(d.now);
         write_tx!(self, |c| {
-            c.lock_meetings()?;
+            lock_and_catch_up(c, &self.photo_index)?;
             let before = c.meeting_row(&id)?.ok_or(StoreError::NotFound)?;
             if let Some(scope) = &d.scope {
                 let inside = AreaPath::parse(&before.area_path)
@@ -377,7 +377,7 @@ impl Store {
                 now,
             )?;
             let rec = c.meeting_record(&id)?.ok_or(StoreError::NotFound)?;
-            after(&mut *c, &rec)?;
+            after(&mut IndexedTx::caught_up(c, &self.photo_index), &rec)?;
             // The hook may have re-evaluated the meeting itself.
             c.meeting_record(&id)?.ok_or(StoreError::NotFound)
         })

@@ -154,6 +154,7 @@ diesel::table! {
         meeting_id -> Text,
         sha256 -> Text,
         position -> Integer,
+        use_seq -> BigInt,
     }
 }
 

@@ -236,6 +236,7 @@ struct SeedMeetingPhoto {
     meeting_id: String,
     sha256: String,
     position: i32,
+    use_seq: i64,
 }
 
 struct Incharge {
@@ -353,6 +354,8 @@ impl DayPlan<'_> {
                     meeting_id: id.to_string(),
                     sha256: sha.clone(),
                     position: i32::try_from(position).unwrap_or(i32::MAX),
+                    // The meeting's record_seq, assigned below.
+                    use_seq: *record_seq + 1,
                 });
                 photo_facts.push(PhotoFacts {
                     sha256: sha,

@@ -27,6 +27,7 @@ use crate::media::{
     parse_media, phash_bands, phash_distance,
 };
 use crate::meetings::{MeetingConn, MeetingRecord, MeetingRow};
+use crate::photo_index::{PhotoIndex, PhotoIndexConn};
 use crate::schema::{
     feedback, media, meeting_photos, meetings, mutation_ledger, policy, quota_days,
 };
@@ -265,6 +266,7 @@ pub(crate) trait PhotoUseConn {
         photos: &[(String, u64)],
         max_distance: u32,
         later: bool,
+        index: Option<&PhotoIndex>,
     ) -> Result<Vec<PhotoUse>>;
     fn attach_media(&mut self, meetings: Vec<MeetingRecord>) -> Result<Vec<DayMeeting>>;
 }
@@ -298,13 +300,15 @@ impl_both!(PhotoUseConn {
         photos: &[(String, u64)],
         max_distance: u32,
         later: bool,
+        index: Option<&PhotoIndex>,
     ) -> Result<Vec<PhotoUse>> {
         check_distance(max_distance)?;
         let mid = meeting_id.to_string();
         // Step 1 reads `media` alone: other photo's SHA-256 → (index of our photo,
         // distance). The band lookups return every photo sharing a band value, a set
-        // that grows with history, so they read only the narrow band indexes
-        // `(band, phash)` and must not touch `meetings` before the distance filter.
+        // that grows with history: they run in memory when the caller has a caught-up
+        // `index`, otherwise they read only the narrow band indexes `(band, phash)`
+        // and must not touch `meetings` before the distance filter.
         let mut near: HashMap<String, Vec<(usize, u32)>> = HashMap::new();
         let mut note = |other: String, i: usize, d: u32| {
             let list = near.entry(other).or_default();
@@ -321,6 +325,12 @@ impl_both!(PhotoUseConn {
             // 1a: pHashes within the distance → (index of our photo, distance).
             let mut near_hashes: HashMap<i64, Vec<(usize, u32)>> = HashMap::new();
             for (i, (_, phash)) in photos.iter().enumerate() {
+                if let Some(found) = index.and_then(|x| x.near(*phash, max_distance)) {
+                    for (other, d) in found {
+                        near_hashes.entry(other as i64).or_default().push((i, d));
+                    }
+                    continue;
+                }
                 let cands = band_candidates(*phash, max_distance);
                 // One photo re-used many times (copies that differ in bytes, not in
                 // pHash) comes back once per copy and band: it must cost one entry
@@ -434,6 +444,167 @@ impl_both!(PhotoUseConn {
             .collect())
     }
 });
+
+/// A transaction's connection with the store's [`PhotoIndex`], as the hooks see it:
+/// once the index has caught up under the meeting lock, the duplicate-photo search runs
+/// in memory; before that, on the database.
+pub(crate) struct IndexedTx<'a, C: ?Sized> {
+    c: &'a mut C,
+    index: &'a PhotoIndex,
+    caught_up: bool,
+}
+
+impl<'a, C> IndexedTx<'a, C>
+where
+    C: SyncTx + MeetingConn + PhotoIndexConn + ?Sized,
+{
+    /// For a transaction that has not taken the meeting lock yet.
+    pub(crate) fn new(c: &'a mut C, index: &'a PhotoIndex) -> Self {
+        IndexedTx {
+            c,
+            index,
+            caught_up: false,
+        }
+    }
+
+    /// For a transaction that has called [`lock_and_catch_up`].
+    pub(crate) fn caught_up(c: &'a mut C, index: &'a PhotoIndex) -> Self {
+        IndexedTx {
+            c,
+            index,
+            caught_up: true,
+        }
+    }
+}
+
+/// Takes the meeting write lock and catches the photo index up; returns the lock's
+/// head. Call it before the transaction writes anything (see `photo_index.rs`).
+pub(crate) fn lock_and_catch_up<C>(c: &mut C, index: &PhotoIndex) -> Result<i64>
+where
+    C: MeetingConn + PhotoIndexConn + ?Sized,
+{
+    let head = c.lock_meetings()?;
+    index.catch_up(c)?;
+    Ok(head)
+}
+
+impl<C> SyncTx for IndexedTx<'_, C>
+where
+    C: SyncTx + MeetingConn + PhotoIndexConn + PhotoUseConn + ?Sized,
+{
+    fn lock_meeting_writes(&mut self) -> Result<()> {
+        self.c.lock_meetings()?;
+        // Only a transaction's first lock catches up: by a later call it may have
+        // written photo uses of its own (see `photo_index.rs`).
+        if !self.caught_up {
+            self.index.catch_up(self.c)?;
+            self.caught_up = true;
+        }
+        Ok(())
+    }
+
+    fn meeting(&mut self, id: Uuid) -> Result<Option<MeetingRecord>> {
+        self.c.meeting(id)
+    }
+
+    fn day_meetings(&mut self, incharge_id: UserId, day: &str) -> Result<Vec<DayMeeting>> {
+        self.c.day_meetings(incharge_id, day)
+    }
+
+    fn meetings_between(
+        &mut self,
+        incharge_id: UserId,
+        from: NaiveDateTime,
+        to: NaiveDateTime,
+    ) -> Result<Vec<DayMeeting>> {
+        self.c.meetings_between(incharge_id, from, to)
+    }
+
+    fn meeting_days(
+        &mut self,
+        incharge_id: Option<UserId>,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<(UserId, String)>> {
+        self.c.meeting_days(incharge_id, from, to)
+    }
+
+    fn meetings_from_day(
+        &mut self,
+        from: &str,
+    ) -> Result<Vec<(Uuid, UserId, NaiveDateTime, String)>> {
+        self.c.meetings_from_day(from)
+    }
+
+    fn set_meeting_local_day(&mut self, id: Uuid, day: &str) -> Result<()> {
+        self.c.set_meeting_local_day(id, day)
+    }
+
+    fn set_meeting_evaluation(
+        &mut self,
+        id: Uuid,
+        counted: bool,
+        flags_json: &str,
+    ) -> Result<bool> {
+        self.c.set_meeting_evaluation(id, counted, flags_json)
+    }
+
+    fn quota_day(&mut self, incharge_id: UserId, day: &str) -> Result<Option<QuotaDay>> {
+        self.c.quota_day(incharge_id, day)
+    }
+
+    fn put_quota_day(&mut self, day: &QuotaDay) -> Result<bool> {
+        self.c.put_quota_day(day)
+    }
+
+    fn append_change(&mut self, change: &NewChange) -> Result<i64> {
+        self.c.append_change(change)
+    }
+
+    fn earlier_photo_uses(
+        &mut self,
+        meeting_id: Uuid,
+        record_seq: i64,
+        photos: &[(String, u64)],
+        max_distance: u32,
+    ) -> Result<Vec<PhotoUse>> {
+        let index = self.caught_up.then_some(self.index);
+        self.c
+            .photo_uses(meeting_id, record_seq, photos, max_distance, false, index)
+    }
+
+    fn later_photo_uses(
+        &mut self,
+        meeting_id: Uuid,
+        record_seq: i64,
+        photos: &[(String, u64)],
+        max_distance: u32,
+    ) -> Result<Vec<PhotoUse>> {
+        let index = self.caught_up.then_some(self.index);
+        self.c
+            .photo_uses(meeting_id, record_seq, photos, max_distance, true, index)
+    }
+
+    fn media_facts(&mut self, shas: &[String]) -> Result<Vec<MediaRecord>> {
+        self.c.media_facts(shas)
+    }
+
+    fn missing_media(&mut self, shas: &[String]) -> Result<Vec<String>> {
+        self.c.missing_media(shas)
+    }
+
+    fn policy(&mut self) -> Result<Option<PolicyRecord>> {
+        self.c.policy()
+    }
+
+    fn user(&mut self, id: UserId) -> Result<User> {
+        self.c.user(id)
+    }
+
+    fn append_audit_event(&mut self, event: &AuditEvent) -> Result<()> {
+        self.c.append_audit_event(event)
+    }
+}
 
 impl_both!(SyncTx {
     fn lock_meeting_writes(&mut self) -> Result<()> {
@@ -593,7 +764,7 @@ impl_both!(SyncTx {
         photos: &[(String, u64)],
         max_distance: u32,
     ) -> Result<Vec<PhotoUse>> {
-        self.photo_uses(meeting_id, record_seq, photos, max_distance, false)
+        self.photo_uses(meeting_id, record_seq, photos, max_distance, false, None)
     }
 
     fn later_photo_uses(
@@ -603,7 +774,7 @@ impl_both!(SyncTx {
         photos: &[(String, u64)],
         max_distance: u32,
     ) -> Result<Vec<PhotoUse>> {
-        self.photo_uses(meeting_id, record_seq, photos, max_distance, true)
+        self.photo_uses(meeting_id, record_seq, photos, max_distance, true, None)
     }
 
     fn media_facts(&mut self, shas: &[String]) -> Result<Vec<MediaRecord>> {
@@ -724,13 +895,22 @@ impl Store {
         .execute(c)?))
     }
 
+    /// Loads the in-process photo index (see `photo_index.rs`) so that the first push
+    /// after a start does not pay for it; returns the number of distinct pHashes in it.
+    pub fn warm_photo_index(&self) -> Result<usize> {
+        write_tx!(self, |c| {
+            c.lock_meetings()?;
+            self.photo_index.catch_up(c)
+        })
+    }
+
     /// Runs `f` in one write transaction. Work that evaluates quota should call
     /// [`SyncTx::lock_meeting_writes`] first, so that no meeting write interleaves.
     pub fn sync_tx<R, F>(&self, f: F) -> Result<R>
     where
         F: FnOnce(&mut dyn SyncTx) -> Result<R>,
     {
-        write_tx!(self, |c| f(&mut *c))
+        write_tx!(self, |c| f(&mut IndexedTx::new(c, &self.photo_index)))
     }
 
     /// Applies a `meeting.upsert` exactly once, in one write transaction:
@@ -760,7 +940,7 @@ impl Store {
         let id = w.id.to_string();
         let now = now_utc();
         write_tx!(self, |c| {
-            c.lock_meetings()?;
+            lock_and_catch_up(c, &self.photo_index)?;
             let prior: Option<LedgerRow> = mutation_ledger::table
                 .find((&ledger.device_id, ledger.mutation_id.to_string()))
                 .select(LedgerRow::as_select())
@@ -898,12 +1078,20 @@ impl Store {
                 }
             };
             if applied.changed {
+                // The photo index reads uses by this stamp (see `photo_index.rs`): an
+                // edit's rewritten uses need a number above every one already read.
+                let use_seq = if applied.created {
+                    applied.record_seq
+                } else {
+                    c.next_record_seq()?
+                };
                 for (i, sha) in photos.iter().enumerate() {
                     diesel::insert_into(meeting_photos::table)
                         .values((
                             meeting_photos::meeting_id.eq(&id),
                             meeting_photos::sha256.eq(sha),
                             meeting_photos::position.eq(to_position(i)?),
+                            meeting_photos::use_seq.eq(use_seq),
                         ))
                         .execute(c)?;
                 }
@@ -929,7 +1117,7 @@ impl Store {
                     now,
                 )?;
             }
-            let result = after(&mut *c, &applied)?;
+            let result = after(&mut IndexedTx::caught_up(c, &self.photo_index), &applied)?;
             diesel::insert_into(mutation_ledger::table)
                 .values(&LedgerRow {
                     device_id: ledger.device_id.clone(),

@@ -631,6 +631,120 @@ both_backends!(fn many_copies_of_one_photo_are_each_found_once(db) {
     assert_eq!(found, expected);
 });
 
+/// A photo's earlier uses as `(other meeting, distance)`, searched through the photo
+/// index (`indexed`: the transaction takes the meeting lock, which catches the index up)
+/// or through the database's band indexes.
+fn earlier_uses(
+    s: &Store,
+    m: &MeetingApplied,
+    photo: (String, u64),
+    indexed: bool,
+) -> Vec<(Uuid, u32)> {
+    s.sync_tx(|tx| {
+        if indexed {
+            tx.lock_meeting_writes()?;
+        }
+        tx.earlier_photo_uses(m.meeting_id, m.record_seq, &[photo], 10)
+    })
+    .unwrap()
+    .into_iter()
+    .map(|u| (u.other_meeting_id, u.distance))
+    .collect()
+}
+
+both_backends!(fn the_photo_index_sees_other_processes_edits_and_rollbacks(db) {
+    let a = &db.store;
+    seed(a);
+    // A second process on the same database: its own photo index.
+    let b = Store::open(&db.url, &baithak_store::StoreOptions::default()).unwrap();
+    let ic1 = add_user(a, "ic1", Role::Incharge, "LKO-B1");
+    let (b1, _) = area(a, "LKO-B1");
+    let check = |m: &MeetingApplied, photo: (String, u64), expected: Vec<(Uuid, u32)>| {
+        assert_eq!(earlier_uses(&b, m, photo.clone(), true), expected);
+        assert_eq!(earlier_uses(&b, m, photo, false), expected);
+    };
+    // B's index is loaded while nothing is stored.
+    b.sync_tx(|tx| tx.lock_meeting_writes()).unwrap();
+
+    // A meeting the other process writes.
+    a.record_media(&media(&sha(1), BASE, ic1.id)).unwrap();
+    let (m1, _) = applied(upsert(a, &meeting(ic1.id, b1, &[sha(1)]), &ledger(ic1.id, "1")));
+    let near1 = flipped(BASE, [1, 1, 1, 0]);
+    b.record_media(&media(&sha(2), near1, ic1.id)).unwrap();
+    let (m2, _) = applied(upsert(&b, &meeting(ic1.id, b1, &[sha(2)]), &ledger(ic1.id, "2")));
+    check(&m2, (sha(2), near1), vec![(m1.meeting_id, 3)]);
+
+    // An edit by the other process that adds a photo to an older meeting.
+    let other = !BASE;
+    a.record_media(&media(&sha(3), other, ic1.id)).unwrap();
+    let mut edit = meeting(ic1.id, b1, &[sha(1), sha(3)]);
+    edit.id = m1.meeting_id;
+    edit.expected_version = Some(1);
+    applied(upsert(a, &edit, &ledger(ic1.id, "3")));
+    let near3 = flipped(other, [0, 2, 0, 2]);
+    b.record_media(&media(&sha(4), near3, ic1.id)).unwrap();
+    let (m4, _) = applied(upsert(&b, &meeting(ic1.id, b1, &[sha(4)]), &ledger(ic1.id, "4")));
+    check(&m4, (sha(4), near3), vec![(m1.meeting_id, 4)]);
+
+    // A transaction of B writes a photo use and rolls back; the number it drew goes
+    // to the other process's next meeting, which B must still see.
+    let third = BASE.rotate_left(29);
+    b.record_media(&media(&sha(5), BASE.rotate_left(7), ic1.id)).unwrap();
+    let failed = b.upsert_meeting(&meeting(ic1.id, b1, &[sha(5)]), &ledger(ic1.id, "5"), |_, _| {
+        Err(StoreError::Invalid("the hook failed".into()))
+    });
+    assert!(matches!(failed, Err(StoreError::Invalid(_))));
+    a.record_media(&media(&sha(6), third, ic1.id)).unwrap();
+    let (m6, _) = applied(upsert(a, &meeting(ic1.id, b1, &[sha(6)]), &ledger(ic1.id, "6")));
+    assert_eq!(m6.record_seq, m4.record_seq + 1, "the rolled-back number is handed out again");
+    let near6 = flipped(third, [2, 2, 2, 2]);
+    b.record_media(&media(&sha(7), near6, ic1.id)).unwrap();
+    let (m7, _) = applied(upsert(&b, &meeting(ic1.id, b1, &[sha(7)]), &ledger(ic1.id, "7")));
+    check(&m7, (sha(7), near6), vec![(m6.meeting_id, 8)]);
+});
+
+both_backends!(fn the_photo_index_and_the_band_walk_agree(db) {
+    let s = &db.store;
+    seed(s);
+    let ic1 = add_user(s, "ic1", Role::Incharge, "LKO-B1");
+    let (b1, _) = area(s, "LKO-B1");
+    // pHashes 0 to 16 bits away from BASE, spread over the bands by a fixed LCG, so
+    // that some pairs are within the distance and some just beyond.
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = || {
+        state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        state >> 33
+    };
+    let mut written = Vec::new();
+    for n in 0..48u64 {
+        let mut h = BASE;
+        for _ in 0..next() % 17 {
+            h ^= 1 << (next() % 64);
+        }
+        s.record_media(&media(&sha(200 + n), h, ic1.id)).unwrap();
+        let (m, _) = applied(upsert(s, &meeting(ic1.id, b1, &[sha(200 + n)]), &ledger(ic1.id, &n.to_string())));
+        written.push((m, h));
+    }
+    let mut matched = 0;
+    for (n, (m, h)) in written.iter().enumerate() {
+        let walked = earlier_uses(s, m, (sha(200 + n as u64), *h), false);
+        assert_eq!(earlier_uses(s, m, (sha(200 + n as u64), *h), true), walked, "meeting {n}");
+        matched += walked.len();
+        let later = |indexed: bool| {
+            s.sync_tx(|tx| {
+                if indexed {
+                    tx.lock_meeting_writes()?;
+                }
+                tx.later_photo_uses(m.meeting_id, m.record_seq, &[(sha(200 + n as u64), *h)], 10)
+            })
+            .unwrap()
+        };
+        assert_eq!(later(true), later(false), "meeting {n}");
+    }
+    // Not vacuous: many pairs are near, and not every pair is.
+    assert!(matched > 48 && matched < 48 * 47 / 2, "{matched} near pairs");
+});
+
 both_backends!(fn changes_are_scoped_to_the_viewer(db) {
     let s = &db.store;
     seed(s);
