@@ -8,6 +8,10 @@
 //!   as a coordinator of the division (target: under 50 ms);
 //! - `compliance_daily_queries`: the same view's two store reads alone (users in the
 //!   subtree, quota days in scope), to tell query time from handler and JSON time;
+//! - `evaluate_one_day`: the quota evaluation alone, as the push's hook runs it, for the
+//!   next in-charge's yesterday (five seeded meetings), every meeting's photo searched
+//!   again (`PhotoSearch::Every`), in a write transaction under the meeting lock; the
+//!   verdicts are unchanged, so it writes nothing. With 90 days of history and 3 days.
 //! - `push_one_meeting`: `POST /v1/sync/push` with one new `meeting.upsert` carrying one
 //!   new, already uploaded photo, each iteration a new meeting of the next in-charge
 //!   (yesterday, after its five seeded meetings), with 90 days of history and again on
@@ -23,6 +27,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use actix_web::test::{TestRequest, call_service, init_service, read_body};
+use baithak_api::quota::{PhotoSearch, load_policy, reevaluate_day};
 use baithak_api::{ApiConfig, AppState};
 use baithak_domain::import::parse_area_csv;
 use baithak_domain::quota::local_day;
@@ -284,6 +289,37 @@ fn bench_daily(c: &mut Criterion, w: &World, backend: &str, sc: Scale) {
     g.finish();
 }
 
+/// The evaluation of one in-charge's day, each iteration the next in-charge's
+/// yesterday: what a push's hook does after writing the meeting, without the writes.
+fn bench_evaluate(c: &mut Criterion, w: &World, backend: &str, history: &str) {
+    let incharges: &[SeededIncharge] = &w.seeded.incharges;
+    let day = w.last_day.to_string();
+    let mut turn = 0usize;
+    let evaluate = |who: UserId| {
+        w.db.store
+            .sync_tx(|tx| {
+                tx.lock_meeting_writes()?;
+                let policy = load_policy(tx)?;
+                reevaluate_day(tx, &policy, who, &day, PhotoSearch::Every, Utc::now())?;
+                tx.quota_day(who, &day)
+            })
+            .unwrap()
+    };
+    // Every seeded meeting counts, so a day's verdict is met with five.
+    let first = evaluate(incharges[0].id).unwrap();
+    assert_eq!((first.counted, first.submitted), (5, 5), "{first:?}");
+    let mut g = c.benchmark_group("evaluate_one_day");
+    g.sampling_mode(SamplingMode::Flat).sample_size(30);
+    g.bench_function(BenchmarkId::new(backend, history), |b| {
+        b.iter(|| {
+            let who = incharges[turn % incharges.len()].id;
+            turn += 1;
+            black_box(evaluate(who))
+        })
+    });
+    g.finish();
+}
+
 /// One new meeting of the next in-charge in turn, with one new photo that is already
 /// uploaded: what a field phone's push after a meeting is.
 fn bench_push(c: &mut Criterion, w: &World, backend: &str, history: &str) {
@@ -387,9 +423,11 @@ fn bench(c: &mut Criterion) {
         {
             let w = world(kind, backend, sc.incharges, sc.days);
             bench_daily(c, &w, backend, sc);
+            bench_evaluate(c, &w, backend, &format!("history_{}d", sc.days));
             bench_push(c, &w, backend, &format!("history_{}d", sc.days));
         }
         let w = world(kind, backend, sc.incharges, sc.short_days);
+        bench_evaluate(c, &w, backend, &format!("history_{}d", sc.short_days));
         bench_push(c, &w, backend, &format!("history_{}d", sc.short_days));
     }
 }
