@@ -36,6 +36,11 @@ impl From<DieselError> for StoreError {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 StoreError::Conflict(info.constraint_name().unwrap_or(info.message()).to_owned())
             }
+            // The connection was lost (the server restarted or the network dropped):
+            // nothing about the request is wrong, so it is worth a retry.
+            DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                StoreError::Unavailable(format!("database connection lost: {}", info.message()))
+            }
             other => StoreError::Db(other),
         }
     }

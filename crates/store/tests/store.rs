@@ -250,3 +250,34 @@ both_backends!(fn concurrent_logins_and_updates_never_hit_a_lock(db) {
     }
     assert!(s.audit_verify().unwrap().ok);
 });
+
+/// The pool does not test connections on checkout (a round trip per store call), so a
+/// connection the server ended must fail as retryable (503), not as a 500, and must
+/// not be handed out again.
+#[test]
+fn a_lost_postgres_connection_is_retryable_and_replaced() {
+    let db = baithak_test_support::TestDb::postgres();
+    let store = Store::open(
+        &db.url,
+        &baithak_store::StoreOptions {
+            max_connections: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    store.ping().unwrap();
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = PgConnection::establish(&baithak_test_support::pg_admin_url()).unwrap();
+    let ended = diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+         WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ))
+    .execute(&mut admin)
+    .unwrap();
+    assert!(ended >= 1, "the store's connection was open");
+    match store.ping() {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable on the lost connection, got {other:?}"),
+    }
+    store.ping().unwrap();
+}
