@@ -488,6 +488,24 @@ where
     Ok(head)
 }
 
+impl<C> IndexedTx<'_, C>
+where
+    C: PhotoUseConn + ?Sized,
+{
+    fn photo_uses(
+        &mut self,
+        meeting_id: Uuid,
+        record_seq: i64,
+        photos: &[(String, u64)],
+        max_distance: u32,
+        later: bool,
+    ) -> Result<Vec<PhotoUse>> {
+        let index = self.caught_up.then_some(self.index);
+        self.c
+            .photo_uses(meeting_id, record_seq, photos, max_distance, later, index)
+    }
+}
+
 impl<C> SyncTx for IndexedTx<'_, C>
 where
     C: SyncTx + MeetingConn + PhotoIndexConn + PhotoUseConn + ?Sized,
@@ -568,9 +586,7 @@ where
         photos: &[(String, u64)],
         max_distance: u32,
     ) -> Result<Vec<PhotoUse>> {
-        let index = self.caught_up.then_some(self.index);
-        self.c
-            .photo_uses(meeting_id, record_seq, photos, max_distance, false, index)
+        self.photo_uses(meeting_id, record_seq, photos, max_distance, false)
     }
 
     fn later_photo_uses(
@@ -580,9 +596,7 @@ where
         photos: &[(String, u64)],
         max_distance: u32,
     ) -> Result<Vec<PhotoUse>> {
-        let index = self.caught_up.then_some(self.index);
-        self.c
-            .photo_uses(meeting_id, record_seq, photos, max_distance, true, index)
+        self.photo_uses(meeting_id, record_seq, photos, max_distance, true)
     }
 
     fn media_facts(&mut self, shas: &[String]) -> Result<Vec<MediaRecord>> {
