@@ -234,6 +234,9 @@ impl Call {
     }
 }
 
+/// The code [`ApiClient::execute`] gives a 401 that came without a problem body.
+const NO_REASON: &str = "unauthorized_without_reason";
+
 /// An answer, read whole.
 #[derive(Debug, Clone)]
 pub struct Reply {
@@ -606,7 +609,10 @@ impl ApiClient {
             return Ok(true);
         }
         match code {
-            "token_expired" | "invalid_token" | "missing_token" => {
+            // A 401 to a HEAD request has no body, so no reason: a refresh finds out
+            // (it logs in again when the session has ended). Without it, a device
+            // whose session was revoked kept failing its photo checks for good.
+            "token_expired" | "invalid_token" | "missing_token" | NO_REASON => {
                 self.refresh_locked().await?;
                 Ok(true)
             }
@@ -751,7 +757,11 @@ impl ApiClient {
             };
             if reply.status == StatusCode::UNAUTHORIZED && call.reauth && !reauthed {
                 reauthed = true;
-                let code = reply.problem().code;
+                let code = if reply.body.is_empty() {
+                    NO_REASON.to_owned()
+                } else {
+                    reply.problem().code
+                };
                 if self.recover_auth(&code, Some(&token)).await? {
                     attempt -= 1;
                     continue;

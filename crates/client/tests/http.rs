@@ -333,6 +333,38 @@ async fn a_reused_refresh_token_or_revoked_session_leads_to_a_new_login() {
 }
 
 #[tokio::test]
+async fn a_revoked_session_seen_by_a_head_request_leads_to_a_new_login() {
+    // A HEAD answer carries no body, so the client cannot read "session_revoked".
+    let mock = Mock::start(|seen, log| match seen.path.as_str() {
+        "/v1/auth/refresh" => problem(401, "refresh_token_reused"),
+        "/v1/auth/login" => Act::Reply(200, vec![], tokens(count(log, "/v1/auth/login") + 1)),
+        _ if seen.auth.as_deref() == Some("Bearer access-1") => problem(401, "session_revoked"),
+        _ => Act::Reply(200, vec![], json!({})),
+    })
+    .await;
+    let c = logged_in(&mock).await;
+    c.remember_credentials(Some(Credentials {
+        login: "ravi".into(),
+        password: SecretString::from("pw-123456"),
+    }));
+    assert!(c.media_exists(&"a".repeat(64)).await.unwrap());
+    assert_eq!(mock.seen("/v1/auth/refresh").len(), 1);
+    assert_eq!(mock.seen("/v1/auth/login").len(), 2);
+    let heads: Vec<Option<String>> = mock
+        .seen(&format!("/v1/media/{}", "a".repeat(64)))
+        .into_iter()
+        .map(|s| s.auth)
+        .collect();
+    assert_eq!(
+        heads,
+        [
+            Some("Bearer access-1".to_owned()),
+            Some("Bearer access-2".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
     const LEN: usize = 100;
     let stored = Arc::new(Mutex::new(Vec::<u8>::new()));
