@@ -234,6 +234,11 @@ impl Call {
     }
 }
 
+/// How many times one request refreshes or logs in again after a 401. More than one:
+/// a login the network delivered twice starts two sessions, the second replacing the
+/// first, so the tokens a new login returns can already be revoked.
+const MAX_REAUTHS: u32 = 3;
+
 /// The code [`ApiClient::execute`] gives a 401 that came without a problem body.
 const NO_REASON: &str = "unauthorized_without_reason";
 
@@ -748,15 +753,15 @@ impl ApiClient {
             return self.execute_anonymous(call).await;
         }
         let mut attempt = 0;
-        let mut reauthed = false;
+        let mut reauths = 0;
         loop {
             attempt += 1;
             let token = self.bearer().await?;
             let Some(reply) = self.try_once(call, Some(&token), attempt).await? else {
                 continue;
             };
-            if reply.status == StatusCode::UNAUTHORIZED && call.reauth && !reauthed {
-                reauthed = true;
+            if reply.status == StatusCode::UNAUTHORIZED && call.reauth && reauths < MAX_REAUTHS {
+                reauths += 1;
                 let code = if reply.body.is_empty() {
                     NO_REASON.to_owned()
                 } else {

@@ -333,6 +333,32 @@ async fn a_reused_refresh_token_or_revoked_session_leads_to_a_new_login() {
 }
 
 #[tokio::test]
+async fn a_new_login_that_is_already_revoked_logs_in_again() {
+    // A login delivered twice: the answer the client gets is for the replaced session.
+    let mock = Mock::start(|seen, log| match seen.path.as_str() {
+        "/v1/auth/login" => Act::Reply(200, vec![], tokens(count(log, "/v1/auth/login") + 1)),
+        _ if matches!(
+            seen.auth.as_deref(),
+            Some("Bearer access-1" | "Bearer access-2")
+        ) =>
+        {
+            problem(401, "session_revoked")
+        }
+        _ => push_ok(),
+    })
+    .await;
+    let c = logged_in(&mock).await;
+    c.remember_credentials(Some(Credentials {
+        login: "ravi".into(),
+        password: SecretString::from("pw-123456"),
+    }));
+    c.push(&[]).await.unwrap();
+    assert_eq!(mock.seen("/v1/auth/login").len(), 3);
+    let last = mock.seen("/v1/sync/push").pop().unwrap();
+    assert_eq!(last.auth.as_deref(), Some("Bearer access-3"));
+}
+
+#[tokio::test]
 async fn a_revoked_session_seen_by_a_head_request_leads_to_a_new_login() {
     // A HEAD answer carries no body, so the client cannot read "session_revoked".
     let mock = Mock::start(|seen, log| match seen.path.as_str() {
