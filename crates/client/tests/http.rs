@@ -175,6 +175,14 @@ fn auth(seen: &Seen, log: &[Seen]) -> Option<Act> {
     }
 }
 
+/// Keeps the password in the client, so that it logs in again by itself.
+fn remember_password(c: &ApiClient) {
+    c.remember_credentials(Some(Credentials {
+        login: "ravi".into(),
+        password: SecretString::from("pw-123456"),
+    }));
+}
+
 async fn logged_in(mock: &Mock) -> ApiClient {
     let c = ApiClient::new(opts(&mock.url), "dev-1").unwrap();
     c.login("ravi", &SecretString::from("pw-123456"))
@@ -293,10 +301,7 @@ async fn a_lost_refresh_answer_is_never_retried_with_the_spent_token() {
 
     // With one it logs in by itself and goes on.
     let c = logged_in(&mock).await;
-    c.remember_credentials(Some(Credentials {
-        login: "ravi".into(),
-        password: SecretString::from("pw-123456"),
-    }));
+    remember_password(&c);
     c.expire_access_token();
     c.push(&[]).await.unwrap();
     assert_eq!(mock.seen("/v1/auth/refresh").len(), 2, "one try per client");
@@ -315,10 +320,7 @@ async fn a_reused_refresh_token_or_revoked_session_leads_to_a_new_login() {
     })
     .await;
     let c = logged_in(&mock).await;
-    c.remember_credentials(Some(Credentials {
-        login: "ravi".into(),
-        password: SecretString::from("pw-123456"),
-    }));
+    remember_password(&c);
     c.push(&[]).await.unwrap();
     assert!(
         mock.seen("/v1/auth/refresh").is_empty(),
@@ -348,10 +350,7 @@ async fn a_new_login_that_is_already_revoked_logs_in_again() {
     })
     .await;
     let c = logged_in(&mock).await;
-    c.remember_credentials(Some(Credentials {
-        login: "ravi".into(),
-        password: SecretString::from("pw-123456"),
-    }));
+    remember_password(&c);
     c.push(&[]).await.unwrap();
     assert_eq!(mock.seen("/v1/auth/login").len(), 3);
     let last = mock.seen("/v1/sync/push").pop().unwrap();
@@ -369,10 +368,7 @@ async fn a_revoked_session_seen_by_a_head_request_leads_to_a_new_login() {
     })
     .await;
     let c = logged_in(&mock).await;
-    c.remember_credentials(Some(Credentials {
-        login: "ravi".into(),
-        password: SecretString::from("pw-123456"),
-    }));
+    remember_password(&c);
     assert!(c.media_exists(&"a".repeat(64)).await.unwrap());
     assert_eq!(mock.seen("/v1/auth/refresh").len(), 1);
     assert_eq!(mock.seen("/v1/auth/login").len(), 2);

@@ -477,15 +477,15 @@ where
     }
 }
 
-/// Takes the meeting write lock and catches the photo index up; returns the lock's
-/// head. Call it before the transaction writes anything (see `photo_index.rs`).
-pub(crate) fn lock_and_catch_up<C>(c: &mut C, index: &PhotoIndex) -> Result<i64>
+/// Takes the meeting write lock and catches the photo index up; returns the number of
+/// distinct pHashes indexed. Call it before the transaction writes anything (see
+/// `photo_index.rs`).
+pub(crate) fn lock_and_catch_up<C>(c: &mut C, index: &PhotoIndex) -> Result<usize>
 where
     C: MeetingConn + PhotoIndexConn + ?Sized,
 {
-    let head = c.lock_meetings()?;
-    index.catch_up(c)?;
-    Ok(head)
+    c.lock_meetings()?;
+    index.catch_up(c)
 }
 
 impl<C> IndexedTx<'_, C>
@@ -511,11 +511,12 @@ where
     C: SyncTx + MeetingConn + PhotoIndexConn + PhotoUseConn + ?Sized,
 {
     fn lock_meeting_writes(&mut self) -> Result<()> {
-        self.c.lock_meetings()?;
         // Only a transaction's first lock catches up: by a later call it may have
         // written photo uses of its own (see `photo_index.rs`).
-        if !self.caught_up {
-            self.index.catch_up(self.c)?;
+        if self.caught_up {
+            self.c.lock_meetings()?;
+        } else {
+            lock_and_catch_up(self.c, self.index)?;
             self.caught_up = true;
         }
         Ok(())
@@ -912,10 +913,7 @@ impl Store {
     /// Loads the in-process photo index (see `photo_index.rs`) so that the first push
     /// after a start does not pay for it; returns the number of distinct pHashes in it.
     pub fn warm_photo_index(&self) -> Result<usize> {
-        write_tx!(self, |c| {
-            c.lock_meetings()?;
-            self.photo_index.catch_up(c)
-        })
+        write_tx!(self, |c| lock_and_catch_up(c, &self.photo_index))
     }
 
     /// Runs `f` in one write transaction. Work that evaluates quota should call
