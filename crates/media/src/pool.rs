@@ -9,13 +9,21 @@
 //! (the HTTP layer turns that into 503 + Retry-After) rather than letting memory and
 //! latency grow without bound. A burst of phones coming online together waits a
 //! moment instead of being turned away and coming back seconds later.
+//!
+//! The decodes run on the pool's own threads, at a lower scheduling priority than
+//! the rest of the process (`nice` +10 on Linux). Under a burst, photo work is most
+//! of the CPU while a push holds the global meeting lock for a few milliseconds of
+//! short queries; if the lock holder (or its PostgreSQL backend) waits behind a
+//! decode for its time slice, every other push waits too. Lowered priority lets the
+//! short, serialised work cut in, and the decodes still get every idle cycle.
 
-use std::sync::Arc;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use crate::ingest::{IngestError, IngestLimits, Ingested, ingest};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
@@ -43,6 +51,8 @@ pub struct PoolLimits {
     pub admit_wait: Duration,
     /// Requests allowed to wait for room at once; beyond it, `Busy` straight away.
     pub max_waiting: usize,
+    /// Added to the workers' nice value (Linux); 0 keeps the process's priority.
+    pub worker_nice: i32,
 }
 
 impl Default for PoolLimits {
@@ -52,18 +62,92 @@ impl Default for PoolLimits {
             budget_bytes: 32 * 1024 * 1024,
             admit_wait: Duration::from_secs(10),
             max_waiting: 256,
+            worker_nice: 10,
         }
     }
 }
 
-/// Runs [`ingest`] on tokio's blocking threads, at most `workers` at a time, with
-/// admission bounded by bytes (see the module documentation).
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The pool's threads, fed through one queue. The `running` semaphore already keeps
+/// the queue no longer than the number of threads.
+#[derive(Debug)]
+struct Workers {
+    queue: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Workers {
+    fn start(count: usize, nice: i32) -> Arc<Workers> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..count {
+            let rx = Arc::clone(&rx);
+            let spawned = std::thread::Builder::new()
+                .name(format!("ingest-{i}"))
+                .spawn(move || worker_loop(&rx, nice));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start an ingest worker thread");
+            }
+        }
+        Arc::new(Workers {
+            queue: Mutex::new(tx),
+        })
+    }
+
+    fn submit(&self, job: Job) -> Result<(), PoolError> {
+        let queue = self
+            .queue
+            .lock()
+            .map_err(|_| PoolError::Worker("ingest queue poisoned".into()))?;
+        queue
+            .send(job)
+            .map_err(|_| PoolError::Worker("no ingest worker is running".into()))
+    }
+}
+
+fn worker_loop(rx: &Mutex<mpsc::Receiver<Job>>, nice: i32) {
+    lower_priority(nice);
+    loop {
+        // The lock is held only while waiting for the next job, never while running one.
+        let job = match rx.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        // A job reports through its own channel; a panic drops that channel, which
+        // the caller sees as a failed job. The thread lives on for the next one.
+        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+            tracing::error!("ingest job panicked");
+        }
+    }
+}
+
+/// Lowers the calling thread's priority by `nice` steps. On Linux the nice value is
+/// per thread, so this leaves the rest of the process alone.
+fn lower_priority(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let result = rustix::process::getpriority_process(Some(tid))
+            .and_then(|now| rustix::process::setpriority_process(Some(tid), now + nice));
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "cannot lower the ingest worker's priority");
+        }
+    }
+}
+
+/// Runs [`ingest`] on its own `workers` threads, with admission bounded by bytes
+/// (see the module documentation).
 #[derive(Debug, Clone)]
 pub struct IngestPool {
     /// In KiB.
     budget: Arc<Semaphore>,
     budget_kib: u32,
     running: Arc<Semaphore>,
+    threads: Arc<Workers>,
     waiting: Arc<AtomicUsize>,
     admitted: Arc<AtomicUsize>,
     limits: PoolLimits,
@@ -75,6 +159,7 @@ pub struct IngestPool {
 pub struct Admission {
     _permit: OwnedSemaphorePermit,
     running: Arc<Semaphore>,
+    threads: Arc<Workers>,
     admitted: Arc<AtomicUsize>,
 }
 
@@ -107,6 +192,7 @@ impl IngestPool {
             budget: Arc::new(Semaphore::new(budget_kib as usize)),
             budget_kib,
             running: Arc::new(Semaphore::new(workers)),
+            threads: Workers::start(workers, limits.worker_nice),
             waiting: Arc::new(AtomicUsize::new(0)),
             admitted: Arc::new(AtomicUsize::new(0)),
             limits: PoolLimits { workers, ..limits },
@@ -158,6 +244,7 @@ impl IngestPool {
         Ok(Admission {
             _permit: permit,
             running: Arc::clone(&self.running),
+            threads: Arc::clone(&self.threads),
             admitted: Arc::clone(&self.admitted),
         })
     }
@@ -187,15 +274,20 @@ impl Admission {
             .await
             .map_err(|_| PoolError::Worker("pool closed".into()))?;
         let limits = *limits;
-        let job = tokio::task::spawn_blocking(move || {
+        let threads = Arc::clone(&self.threads);
+        let (tx, rx) = oneshot::channel();
+        threads.submit(Box::new(move || {
             let result = ingest(bytes.as_ref(), &limits);
             drop(running);
             drop(self);
-            result
-        });
-        match job.await {
+            // The request may have gone away meanwhile; nobody is left to tell.
+            let _ = tx.send(result);
+        }))?;
+        match rx.await {
             Ok(result) => result.map_err(PoolError::from),
-            Err(e) => Err(PoolError::Worker(e.to_string())),
+            Err(_) => Err(PoolError::Worker(
+                "ingest job ended without an answer".into(),
+            )),
         }
     }
 }

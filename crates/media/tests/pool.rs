@@ -16,6 +16,7 @@ fn pool(workers: usize, budget_bytes: u64, admit_wait: Duration) -> IngestPool {
         budget_bytes,
         admit_wait,
         max_waiting: 16,
+        ..PoolLimits::default()
     })
 }
 
@@ -87,6 +88,7 @@ async fn too_many_waiting_is_busy_at_once() {
         budget_bytes: (small.len() as u64).div_ceil(1024) * 1024,
         admit_wait: Duration::from_secs(30),
         max_waiting: 1,
+        ..PoolLimits::default()
     });
     let held = pool.admit(small.len() as u64).await.unwrap();
     assert!(!pool.saturated());
@@ -120,4 +122,47 @@ async fn ingest_errors_pass_through() {
         "{err}"
     );
     assert_eq!(pool.in_flight(), 0);
+}
+
+/// The nice value of each of this process's threads named `name`, from /proc.
+#[cfg(target_os = "linux")]
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let stat = std::fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // "tid (comm) state ppid ...": the name is in parentheses, nice is field 19.
+        let (head, rest) = stat.rsplit_once(')').unwrap();
+        if head.ends_with(&format!("({name}")) {
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            found.push(fields[16].parse().unwrap());
+        }
+    }
+    found
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_run_below_the_process_priority() {
+    let small: Arc<[u8]> = common::photo("gps/DSCN0010.jpg").into();
+    let pool = IngestPool::new(PoolLimits {
+        workers: 2,
+        ..PoolLimits::default()
+    });
+    // Running a job proves the threads started and took their priority first.
+    let done = pool
+        .run(Arc::clone(&small), &IngestLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(done.width, 640);
+    let own: i64 = {
+        let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+        let (_, rest) = stat.rsplit_once(')').unwrap();
+        rest.split_whitespace().nth(16).unwrap().parse().unwrap()
+    };
+    let workers = nice_of_threads("ingest-0");
+    assert!(!workers.is_empty(), "no ingest worker thread found");
+    // Other tests in this binary start pools too; every worker is lowered alike.
+    for nice in workers {
+        assert_eq!(nice, (own + 10).min(19));
+    }
 }
