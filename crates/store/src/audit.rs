@@ -1,7 +1,7 @@
 //! The append-only, hash-chained audit log. Every state change appends an entry in the
 //! same transaction as the change, so the log and the data cannot disagree.
 
-use crate::db::{Store, impl_both, with_conn};
+use crate::db::{Store, with_conn};
 use crate::error::{Result, StoreError};
 use crate::schema::{audit_head, audit_log};
 use baithak_domain::UserId;
@@ -87,32 +87,71 @@ pub(crate) trait AuditConn {
     fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord>;
 }
 
-impl_both!(AuditConn {
+/// The entry `ev` becomes at `seq` after `prev_hash`, with its hash computed.
+fn chained(ev: &AuditEvent, at: NaiveDateTime, seq: i64, prev_hash: String) -> AuditRecord {
+    let mut rec = AuditRecord {
+        seq,
+        at,
+        actor_id: ev.actor_id.map(|u| u.to_string()),
+        action: ev.action.clone(),
+        entity_type: ev.entity_type.clone(),
+        entity_id: ev.entity_id.clone(),
+        detail: ev.detail.to_string(),
+        prev_hash,
+        hash: String::new(),
+    };
+    rec.hash = entry_hash(&rec);
+    rec
+}
+
+impl AuditConn for diesel::SqliteConnection {
     fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord> {
         let c = self;
         let (seq, prev_hash): (i64, String) = diesel::update(audit_head::table.find(1))
             .set(audit_head::seq.eq(audit_head::seq + 1))
             .returning((audit_head::seq, audit_head::hash))
             .get_result(c)?;
-        let mut rec = AuditRecord {
-            seq,
-            at,
-            actor_id: ev.actor_id.map(|u| u.to_string()),
-            action: ev.action.clone(),
-            entity_type: ev.entity_type.clone(),
-            entity_id: ev.entity_id.clone(),
-            detail: ev.detail.to_string(),
-            prev_hash,
-            hash: String::new(),
-        };
-        rec.hash = entry_hash(&rec);
+        let rec = chained(ev, at, seq, prev_hash);
         diesel::update(audit_head::table.find(1))
             .set(audit_head::hash.eq(&rec.hash))
             .execute(c)?;
-        diesel::insert_into(audit_log::table).values(&rec).execute(c)?;
+        diesel::insert_into(audit_log::table)
+            .values(&rec)
+            .execute(c)?;
         Ok(rec)
     }
-});
+}
+
+impl AuditConn for diesel::PgConnection {
+    // The head's new hash and the entry go in one statement: audit appends happen
+    // while the meeting lock is held, where each round trip makes other pushes wait.
+    fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord> {
+        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        let c = self;
+        let (seq, prev_hash): (i64, String) = diesel::update(audit_head::table.find(1))
+            .set(audit_head::seq.eq(audit_head::seq + 1))
+            .returning((audit_head::seq, audit_head::hash))
+            .get_result(c)?;
+        let rec = chained(ev, at, seq, prev_hash);
+        diesel::sql_query(
+            "WITH h AS (UPDATE audit_head SET hash = $9 WHERE id = 1) \
+             INSERT INTO audit_log \
+             (seq, at, actor_id, action, entity_type, entity_id, detail, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind::<BigInt, _>(rec.seq)
+        .bind::<Timestamp, _>(rec.at)
+        .bind::<Nullable<Text>, _>(&rec.actor_id)
+        .bind::<Text, _>(&rec.action)
+        .bind::<Text, _>(&rec.entity_type)
+        .bind::<Text, _>(&rec.entity_id)
+        .bind::<Text, _>(&rec.detail)
+        .bind::<Text, _>(&rec.prev_hash)
+        .bind::<Text, _>(&rec.hash)
+        .execute(c)?;
+        Ok(rec)
+    }
+}
 
 impl Store {
     /// Entries with `seq > after`, oldest first.

@@ -97,29 +97,66 @@ impl TryFrom<ChangeRow> for ChangeRecord {
 }
 
 /// Appends one change; the body of [`SyncTx::append_change`], expanded per backend.
-macro_rules! append_change_body {
-    ($c:expr, $change:expr, $now:expr) => {{
-        let change: &NewChange = $change;
-        use $crate::schema::{changes, feed_head};
+/// One change appended inside the caller's transaction; see the module docs for why
+/// `seq` comes from the head row.
+pub(crate) trait FeedAppend {
+    fn append_change_row(&mut self, change: &NewChange, now: NaiveDateTime) -> Result<i64>;
+}
+
+fn change_row(change: &NewChange, seq: i64, now: NaiveDateTime) -> ChangeRow {
+    ChangeRow {
+        seq,
+        kind: change.kind.clone(),
+        user_id: change.user_id.map(|u| u.to_string()),
+        area_path: change.area_path.as_ref().map(|p| p.as_str().to_owned()),
+        entity_id: change.entity_id.clone(),
+        data: change.data.clone(),
+        created_at: now,
+    }
+}
+
+impl FeedAppend for diesel::SqliteConnection {
+    // In-process: two statements cost next to nothing here.
+    fn append_change_row(&mut self, change: &NewChange, now: NaiveDateTime) -> Result<i64> {
         let seq: i64 = diesel::update(feed_head::table.find(1))
             .set(feed_head::seq.eq(feed_head::seq + 1))
             .returning(feed_head::seq)
-            .get_result($c)?;
+            .get_result(self)?;
         diesel::insert_into(changes::table)
-            .values(&$crate::feed::ChangeRow {
-                seq,
-                kind: change.kind.clone(),
-                user_id: change.user_id.map(|u| u.to_string()),
-                area_path: change.area_path.as_ref().map(|p| p.as_str().to_owned()),
-                entity_id: change.entity_id.clone(),
-                data: change.data.clone(),
-                created_at: $now,
-            })
-            .execute($c)?;
+            .values(&change_row(change, seq, now))
+            .execute(self)?;
         Ok(seq)
-    }};
+    }
 }
-pub(crate) use append_change_body;
+
+#[derive(QueryableByName)]
+struct SeqRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+}
+
+impl FeedAppend for diesel::PgConnection {
+    // One round trip instead of two: appends happen while the meeting lock is held,
+    // where every round trip is time other pushes wait. The data-modifying CTE takes
+    // the same head row lock as the two-statement form.
+    fn append_change_row(&mut self, change: &NewChange, now: NaiveDateTime) -> Result<i64> {
+        use diesel::sql_types::{Nullable, Text, Timestamp};
+        let row = change_row(change, 0, now);
+        let out: SeqRow = diesel::sql_query(
+            "WITH s AS (UPDATE feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq) \
+             INSERT INTO changes (seq, kind, user_id, area_path, entity_id, data, created_at) \
+             SELECT s.seq, $1, $2, $3, $4, $5, $6 FROM s RETURNING seq",
+        )
+        .bind::<Text, _>(&row.kind)
+        .bind::<Nullable<Text>, _>(&row.user_id)
+        .bind::<Nullable<Text>, _>(&row.area_path)
+        .bind::<Text, _>(&row.entity_id)
+        .bind::<Text, _>(&row.data)
+        .bind::<Timestamp, _>(row.created_at)
+        .get_result(self)?;
+        Ok(out.seq)
+    }
+}
 
 impl Store {
     /// Publishes one change in its own transaction; inside a larger one use
