@@ -1008,6 +1008,12 @@ impl Store {
             // lands in between is reported missing once; the device's re-upload is
             // then answered "already stored" and its next push applies.)
             let missing = SyncTx::missing_media(c, &photos)?;
+            // Likewise an area's id and path never change (imports add areas or rename
+            // them) and areas are never deleted.
+            let area = match c.area_by_id(w.area_id) {
+                Err(StoreError::NotFound) => None,
+                other => Some(other?),
+            };
             lock_and_catch_up(c, &self.photo_index)?;
             let prior: Option<LedgerRow> = mutation_ledger::table
                 .find((&ledger.device_id, ledger.mutation_id.to_string()))
@@ -1040,11 +1046,8 @@ impl Store {
             if !missing.is_empty() {
                 return Ok(UpsertOutcome::MissingMedia(missing));
             }
-            let area = match c.area_by_id(w.area_id) {
-                Err(StoreError::NotFound) => {
-                    return Err(StoreError::Invalid("area does not exist".into()));
-                }
-                other => other?,
+            let Some(area) = area else {
+                return Err(StoreError::Invalid("area does not exist".into()));
             };
             let applied = match existing {
                 None => {
