@@ -90,7 +90,7 @@ pub(crate) struct MeetingRow {
     pub(crate) updated_at: NaiveDateTime,
 }
 
-fn parse_meeting(r: MeetingRow, photos: Vec<String>) -> Result<MeetingRecord> {
+pub(crate) fn parse_meeting(r: MeetingRow, photos: Vec<String>) -> Result<MeetingRecord> {
     let bad = |what: &str| StoreError::Corrupt(format!("{what} of meeting {}", r.id));
     Ok(MeetingRecord {
         id: r.id.parse().map_err(|_| bad("id"))?,

@@ -26,7 +26,7 @@ use crate::media::{
     MediaRecord, MediaRow, band_candidates, check_distance, check_sha, for_each_band_chunk,
     parse_media, phash_bands, phash_distance,
 };
-use crate::meetings::{MeetingConn, MeetingRecord, MeetingRow};
+use crate::meetings::{MeetingConn, MeetingRecord, MeetingRow, parse_meeting};
 use crate::photo_index::{PhotoIndex, PhotoIndexConn};
 use crate::schema::{
     feedback, media, meeting_photos, meetings, mutation_ledger, policy, quota_days,
@@ -268,7 +268,9 @@ pub(crate) trait PhotoUseConn {
         later: bool,
         index: Option<&PhotoIndex>,
     ) -> Result<Vec<PhotoUse>>;
-    fn attach_media(&mut self, meetings: Vec<MeetingRecord>) -> Result<Vec<DayMeeting>>;
+    /// `rows` with their photos and the photos' facts, read in one joined query (the
+    /// hooks run under the meeting lock, where each round trip counts).
+    fn meetings_with_media(&mut self, rows: Vec<MeetingRow>) -> Result<Vec<DayMeeting>>;
 }
 
 /// The other meeting's columns a photo use reports: id, record_seq, in-charge, decision.
@@ -423,25 +425,32 @@ impl_both!(PhotoUseConn {
         Ok(out)
     }
 
-    fn attach_media(&mut self, list: Vec<MeetingRecord>) -> Result<Vec<DayMeeting>> {
-        let mut shas: Vec<String> = list.iter().flat_map(|m| m.photos.iter().cloned()).collect();
-        shas.sort();
-        shas.dedup();
-        let facts: HashMap<String, MediaRecord> = SyncTx::media_facts(self, &shas)?
-            .into_iter()
-            .map(|m| (m.sha256.clone(), m))
-            .collect();
-        Ok(list
-            .into_iter()
-            .map(|meeting| {
-                let media = meeting
-                    .photos
-                    .iter()
-                    .filter_map(|s| facts.get(s).cloned())
-                    .collect();
-                DayMeeting { meeting, media }
+    fn meetings_with_media(&mut self, rows: Vec<MeetingRow>) -> Result<Vec<DayMeeting>> {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut photos: HashMap<String, Vec<MediaRow>> = HashMap::new();
+        for chunk in ids.chunks(CHUNK) {
+            // Every `meeting_photos.sha256` references a `media` row, so the inner join
+            // lists every photo of each meeting, in position order.
+            let found: Vec<(String, MediaRow)> = meeting_photos::table
+                .inner_join(media::table)
+                .filter(meeting_photos::meeting_id.eq_any(chunk))
+                .order((meeting_photos::meeting_id.asc(), meeting_photos::position.asc()))
+                .select((meeting_photos::meeting_id, MediaRow::as_select()))
+                .load(self)?;
+            for (m, row) in found {
+                photos.entry(m).or_default().push(row);
+            }
+        }
+        rows.into_iter()
+            .map(|r| {
+                let media = parse_media(photos.remove(&r.id).unwrap_or_default())?;
+                let shas = media.iter().map(|m| m.sha256.clone()).collect();
+                Ok(DayMeeting {
+                    meeting: parse_meeting(r, shas)?,
+                    media,
+                })
             })
-            .collect())
+            .collect()
     }
 });
 
@@ -701,8 +710,7 @@ impl_both!(SyncTx {
             .order((meetings::occurred_at.asc(), meetings::record_seq.asc()))
             .select(MeetingRow::as_select())
             .load(self)?;
-        let list = self.with_photos(rows)?;
-        self.attach_media(list)
+        self.meetings_with_media(rows)
     }
 
     fn meetings_between(
@@ -718,8 +726,7 @@ impl_both!(SyncTx {
             .order((meetings::occurred_at.asc(), meetings::record_seq.asc()))
             .select(MeetingRow::as_select())
             .load(self)?;
-        let list = self.with_photos(rows)?;
-        self.attach_media(list)
+        self.meetings_with_media(rows)
     }
 
     fn meeting_days(
