@@ -550,6 +550,45 @@ both_backends!(fn the_hook_evaluates_in_the_same_transaction(db) {
     assert_eq!(around[0].media[0].sha256, sha(1));
 });
 
+both_backends!(fn a_days_meetings_come_with_their_photos_in_order(db) {
+    let s = &db.store;
+    seed(s);
+    let ic = add_user(s, "ic1", Role::Incharge, "LKO-B1");
+    let other = add_user(s, "ic2", Role::Incharge, "LKO-B1");
+    let (b1, _) = area(s, "LKO-B1");
+    for n in 1..=5 {
+        s.record_media(&media(&sha(n), BASE ^ n, ic.id)).unwrap();
+    }
+    // Photo positions that are not the SHA-256 order, and a photo two meetings share.
+    let mut first = meeting(ic.id, b1, &[sha(3), sha(1), sha(2)]);
+    first.occurred_at += Duration::hours(2);
+    let second = meeting(ic.id, b1, &[sha(2)]);
+    let mut next_day = meeting(ic.id, b1, &[sha(4)]);
+    next_day.occurred_at += Duration::days(1);
+    next_day.local_day = "2026-11-24".into();
+    let someone_else = meeting(other.id, b1, &[sha(5)]);
+    for (i, w) in [&first, &second, &next_day, &someone_else].into_iter().enumerate() {
+        applied(upsert(s, w, &ledger(w.incharge_id, &i.to_string())));
+    }
+
+    let day = s.sync_tx(|tx| tx.day_meetings(ic.id, "2026-11-23")).unwrap();
+    let ids: Vec<Uuid> = day.iter().map(|d| d.meeting.id).collect();
+    assert_eq!(ids, [second.id, first.id], "by occurred_at");
+    for dm in &day {
+        let facts: Vec<&str> = dm.media.iter().map(|m| m.sha256.as_str()).collect();
+        assert_eq!(facts, dm.meeting.photos, "facts line up with the photos");
+    }
+    assert_eq!(day[1].meeting.photos, [sha(3), sha(1), sha(2)]);
+    assert_eq!(day[1].media[0].phash, BASE ^ 3);
+    assert_eq!(day[0].meeting.photos, [sha(2)]);
+
+    let around = s
+        .sync_tx(|tx| tx.meetings_between(ic.id, at(2026, 11, 23, 0, 0), at(2026, 11, 24, 0, 0)))
+        .unwrap();
+    let around: Vec<(Uuid, usize)> = around.iter().map(|d| (d.meeting.id, d.media.len())).collect();
+    assert_eq!(around, [(second.id, 1), (first.id, 3)]);
+});
+
 both_backends!(fn earlier_and_later_photo_uses_exact_and_near(db) {
     let s = &db.store;
     seed(s);
