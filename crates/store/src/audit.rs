@@ -104,14 +104,22 @@ fn chained(ev: &AuditEvent, at: NaiveDateTime, seq: i64, prev_hash: String) -> A
     rec
 }
 
-impl AuditConn for diesel::SqliteConnection {
-    fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord> {
-        let c = self;
+/// Takes the chain's next place (the head row's lock, held to commit) and builds the
+/// entry for it; the two backends differ only in how they write it.
+macro_rules! next_entry {
+    ($c:expr, $ev:expr, $at:expr) => {{
         let (seq, prev_hash): (i64, String) = diesel::update(audit_head::table.find(1))
             .set(audit_head::seq.eq(audit_head::seq + 1))
             .returning((audit_head::seq, audit_head::hash))
-            .get_result(c)?;
-        let rec = chained(ev, at, seq, prev_hash);
+            .get_result($c)?;
+        chained($ev, $at, seq, prev_hash)
+    }};
+}
+
+impl AuditConn for diesel::SqliteConnection {
+    fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord> {
+        let c = self;
+        let rec = next_entry!(c, ev, at);
         diesel::update(audit_head::table.find(1))
             .set(audit_head::hash.eq(&rec.hash))
             .execute(c)?;
@@ -128,11 +136,7 @@ impl AuditConn for diesel::PgConnection {
     fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord> {
         use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
         let c = self;
-        let (seq, prev_hash): (i64, String) = diesel::update(audit_head::table.find(1))
-            .set(audit_head::seq.eq(audit_head::seq + 1))
-            .returning((audit_head::seq, audit_head::hash))
-            .get_result(c)?;
-        let rec = chained(ev, at, seq, prev_hash);
+        let rec = next_entry!(c, ev, at);
         diesel::sql_query(
             "WITH h AS (UPDATE audit_head SET hash = $9 WHERE id = 1) \
              INSERT INTO audit_log \
