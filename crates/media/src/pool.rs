@@ -73,7 +73,7 @@ type Job = Box<dyn FnOnce() + Send>;
 /// the queue no longer than the number of threads.
 #[derive(Debug)]
 struct Workers {
-    queue: Mutex<mpsc::Sender<Job>>,
+    queue: mpsc::Sender<Job>,
 }
 
 impl Workers {
@@ -89,17 +89,11 @@ impl Workers {
                 tracing::error!(error = %e, "cannot start an ingest worker thread");
             }
         }
-        Arc::new(Workers {
-            queue: Mutex::new(tx),
-        })
+        Arc::new(Workers { queue: tx })
     }
 
     fn submit(&self, job: Job) -> Result<(), PoolError> {
-        let queue = self
-            .queue
-            .lock()
-            .map_err(|_| PoolError::Worker("ingest queue poisoned".into()))?;
-        queue
+        self.queue
             .send(job)
             .map_err(|_| PoolError::Worker("no ingest worker is running".into()))
     }
