@@ -315,7 +315,18 @@ fn new_media(ing: &Ingested, uploader: UserId) -> NewMedia {
     }
 }
 
-/// Ingests the file at `path`, whose bytes the caller has verified to hash to `sha`,
+/// The uploaded file an ingest reads, and whether the blob store may take it.
+#[derive(Debug, Clone, Copy)]
+pub enum Upload<'a> {
+    /// This request's scratch copy: once ingested it is moved into the blob store
+    /// (on local disk), not copied.
+    Scratch(&'a Path),
+    /// A file that must outlive a failed store, so the client can retry (a
+    /// resumable upload's part file): copied.
+    Kept(&'a Path),
+}
+
+/// Ingests the uploaded file, whose bytes the caller has verified to hash to `sha`,
 /// stores the original and both renditions durably, then records the photo.
 /// Concurrent calls for one hash write identical blobs and exactly one of them gets
 /// `created`.
@@ -323,8 +334,11 @@ pub async fn ingest_and_store(
     state: &AppState,
     uploader: UserId,
     sha: &Sha256,
-    path: &Path,
+    upload: Upload<'_>,
 ) -> ApiResult<Stored> {
+    let path = match upload {
+        Upload::Scratch(p) | Upload::Kept(p) => p,
+    };
     // Room in the pool first: a photo waiting for a decoder holds its bytes in memory,
     // and the pool bounds those bytes.
     let len = tokio::fs::metadata(path)
@@ -347,8 +361,15 @@ pub async fn ingest_and_store(
     let new = new_media(&ingested, uploader);
     let Ingested { thumb, display, .. } = ingested;
     let blobs = &state.blobs;
+    // The ingest hashed these very bytes, so a moved original needs no second pass.
+    let original = async {
+        match upload {
+            Upload::Scratch(p) => blobs.put_moving_file(Variant::Original, sha, p).await,
+            Upload::Kept(p) => blobs.put_file(Variant::Original, sha, p).await,
+        }
+    };
     tokio::try_join!(
-        blobs.put_file(Variant::Original, sha, path),
+        original,
         blobs.put(Variant::Thumb, sha, thumb),
         blobs.put(Variant::Display, sha, display),
     )
@@ -402,7 +423,7 @@ pub async fn put_photo(
             created: false,
         });
     }
-    ingest_and_store(state, user.id, &sha, received.file.path()).await
+    ingest_and_store(state, user.id, &sha, Upload::Scratch(received.file.path())).await
 }
 
 #[cfg(test)]

@@ -8,12 +8,15 @@
 //! Durability: a put returns only once the blob would survive a power cut. S3
 //! acknowledges a write only after storing it durably; `object_store`'s local
 //! backend renames a staging file into place but never fsyncs, so on a local
-//! store every put is followed by an fsync of the file and of each directory
-//! from its parent up to the store's root (which makes the rename, and any
-//! fan-out directory it had to create, durable too).
+//! store every put is followed by an fsync of the file and of its directory
+//! (which makes the rename durable), and of each directory above it up to the
+//! store's root until one whose own entry this process already made durable
+//! (so a fan-out directory the put had to create is durable too). Once the
+//! fan-out is in place a put costs two fsyncs, not five.
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -37,6 +40,16 @@ pub enum Variant {
 }
 
 impl Variant {
+    const ALL: [Variant; 3] = [Variant::Original, Variant::Thumb, Variant::Display];
+
+    fn index(self) -> usize {
+        match self {
+            Variant::Original => 0,
+            Variant::Thumb => 1,
+            Variant::Display => 2,
+        }
+    }
+
     fn prefix(self) -> &'static str {
         match self {
             Variant::Original => "original",
@@ -104,6 +117,80 @@ impl std::fmt::Debug for BlobReader {
 struct LocalDisk {
     fs: Arc<LocalFileSystem>,
     root: PathBuf,
+    synced: SyncedDirs,
+    /// fsync calls made, for tests to see what a put cost.
+    fsyncs: AtomicU64,
+}
+
+/// The directories (`original`, `original/ab`, `original/ab/cd`, and so for each
+/// variant) whose entry in their parent this process has fsynced, with every
+/// directory above them: a put into one of those needs no fsync above its own
+/// directory. Bits, not paths, so it stays 25 KiB however many photos arrive.
+///
+/// A bit is set only after the fsyncs that made the entry durable returned, so
+/// a put that raced the creation of its directory syncs the chain itself.
+/// Nothing removes fan-out directories while the store is open.
+#[derive(Debug)]
+struct SyncedDirs {
+    prefixes: [AtomicBool; 3],
+    /// One bit per `variant/ab`.
+    firsts: Box<[AtomicU64]>,
+    /// One bit per `variant/ab/cd`.
+    leaves: Box<[AtomicU64]>,
+}
+
+impl SyncedDirs {
+    fn new() -> Self {
+        let words = |bits: usize| (0..bits / 64).map(|_| AtomicU64::new(0)).collect();
+        SyncedDirs {
+            prefixes: Default::default(),
+            firsts: words(Variant::ALL.len() * 256),
+            leaves: words(Variant::ALL.len() * 65536),
+        }
+    }
+
+    fn get(words: &[AtomicU64], i: usize) -> bool {
+        words
+            .get(i / 64)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (i % 64)) != 0)
+    }
+
+    fn set(words: &[AtomicU64], i: usize) {
+        if let Some(w) = words.get(i / 64) {
+            w.fetch_or(1 << (i % 64), Ordering::Release);
+        }
+    }
+
+    fn known(&self, slot: Slot) -> bool {
+        match slot {
+            Slot::Prefix(i) => self
+                .prefixes
+                .get(i)
+                .is_some_and(|b| b.load(Ordering::Acquire)),
+            Slot::First(i) => Self::get(&self.firsts, i),
+            Slot::Leaf(i) => Self::get(&self.leaves, i),
+        }
+    }
+
+    fn mark(&self, slot: Slot) {
+        match slot {
+            Slot::Prefix(i) => {
+                if let Some(b) = self.prefixes.get(i) {
+                    b.store(true, Ordering::Release);
+                }
+            }
+            Slot::First(i) => Self::set(&self.firsts, i),
+            Slot::Leaf(i) => Self::set(&self.leaves, i),
+        }
+    }
+}
+
+/// Where a directory's "entry is durable" bit lives.
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Prefix(usize),
+    First(usize),
+    Leaf(usize),
 }
 
 /// Blob storage keyed by content hash and variant.
@@ -136,7 +223,12 @@ impl BlobStore {
         let fs = Arc::new(LocalFileSystem::new_with_prefix(&root)?);
         Ok(BlobStore {
             store: Arc::clone(&fs) as Arc<dyn ObjectStore>,
-            local: Some(Arc::new(LocalDisk { fs, root })),
+            local: Some(Arc::new(LocalDisk {
+                fs,
+                root,
+                synced: SyncedDirs::new(),
+                fsyncs: AtomicU64::new(0),
+            })),
         })
     }
 
@@ -181,7 +273,7 @@ impl BlobStore {
         }
         let path = kind.path(sha);
         self.store.put(&path, PutPayload::from_bytes(bytes)).await?;
-        self.make_durable(&path).await
+        self.make_durable(kind, sha).await
     }
 
     /// Stores a file (typically the temp file an upload was streamed into)
@@ -240,7 +332,42 @@ impl BlobStore {
             }
         }
         writer.finish().await?;
-        self.make_durable(&kind.path(sha)).await
+        self.make_durable(kind, sha).await
+    }
+
+    /// Stores the file at `path` as `put_file` does, but may take the file
+    /// itself: on a local store on the same filesystem it is renamed into place
+    /// rather than copied, so the caller must not need it afterwards. The caller
+    /// must have hashed its current content to `sha` (an original is not hashed
+    /// again when it is moved).
+    pub async fn put_moving_file(
+        &self,
+        kind: Variant,
+        sha: &Sha256,
+        path: impl AsRef<FsPath>,
+    ) -> Result<(), BlobError> {
+        let path = path.as_ref();
+        if let Some(disk) = &self.local {
+            let target = disk.fs.path_to_filesystem(&kind.path(sha))?;
+            let from = path.to_path_buf();
+            let moved = tokio::task::spawn_blocking(move || move_into_place(&from, &target))
+                .await
+                .map_err(|e| BlobError::Io {
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+            match moved {
+                Ok(true) => return self.make_durable(kind, sha).await,
+                Ok(false) => {}
+                Err(source) => {
+                    return Err(BlobError::Io {
+                        path: path.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+        self.put_file(kind, sha, path).await
     }
 
     /// The blob's bytes, or `None` if it was never stored.
@@ -288,16 +415,18 @@ impl BlobStore {
 }
 
 impl BlobStore {
-    /// On a local store, fsyncs the blob at `location` and every directory from
-    /// its parent up to the root, off the async threads. A no-op elsewhere.
-    async fn make_durable(&self, location: &Path) -> Result<(), BlobError> {
+    /// On a local store, fsyncs the blob, its directory, and the directories
+    /// above it up to the root or to the first one already known durable, off
+    /// the async threads. A no-op elsewhere.
+    async fn make_durable(&self, kind: Variant, sha: &Sha256) -> Result<(), BlobError> {
         let Some(disk) = &self.local else {
             return Ok(());
         };
-        let file = disk.fs.path_to_filesystem(location)?;
-        let root = disk.root.clone();
+        let file = disk.fs.path_to_filesystem(&kind.path(sha))?;
+        let disk = Arc::clone(disk);
+        let sha = *sha;
         let task_path = file.clone();
-        tokio::task::spawn_blocking(move || sync_file_and_dirs(&task_path, &root))
+        tokio::task::spawn_blocking(move || disk.sync_blob(kind, &sha, &task_path))
             .await
             .map_err(|e| BlobError::Io {
                 path: file.clone(),
@@ -306,27 +435,66 @@ impl BlobStore {
     }
 }
 
-fn sync_file_and_dirs(file: &FsPath, root: &FsPath) -> Result<(), BlobError> {
-    let sync = |path: &FsPath| {
+impl LocalDisk {
+    /// Opening a directory read-only and fsyncing it persists its entries on Linux.
+    fn sync(&self, path: &FsPath) -> Result<(), BlobError> {
+        self.fsyncs.fetch_add(1, Ordering::Relaxed);
         std::fs::File::open(path)
             .and_then(|f| f.sync_all())
             .map_err(|source| BlobError::Io {
                 path: path.to_path_buf(),
                 source,
             })
-    };
-    sync(file)?;
-    // Opening a directory read-only and fsyncing it persists its entries on
-    // Linux; the fan-out directories may be new, so each level up to the root.
-    let mut dir = file.parent();
-    while let Some(d) = dir {
-        sync(d)?;
-        if d == root {
-            break;
-        }
-        dir = d.parent().filter(|p| p.starts_with(root));
     }
-    Ok(())
+
+    /// fsyncs `file` (the blob of `kind` for `sha`) and its directory, then each
+    /// directory above until the one holding an entry already known durable.
+    fn sync_blob(&self, kind: Variant, sha: &Sha256, file: &FsPath) -> Result<(), BlobError> {
+        let [b0, b1, ..] = *sha.as_bytes();
+        let v = kind.index();
+        let prefix_dir = self.root.join(kind.prefix());
+        let first_dir = prefix_dir.join(format!("{b0:02x}"));
+        let leaf_dir = first_dir.join(format!("{b1:02x}"));
+        // From the blob's directory up: the bit saying a directory's own entry
+        // is durable all the way up, and the directory holding that entry.
+        let chain = [
+            (
+                Slot::Leaf(v * 65536 + usize::from(u16::from_be_bytes([b0, b1]))),
+                first_dir.as_path(),
+            ),
+            (Slot::First(v * 256 + usize::from(b0)), prefix_dir.as_path()),
+            (Slot::Prefix(v), self.root.as_path()),
+        ];
+        self.sync(file)?;
+        // The blob's own entry, written by the rename.
+        self.sync(&leaf_dir)?;
+        let mut made_durable = Vec::with_capacity(chain.len());
+        for (slot, parent) in chain {
+            if self.synced.known(slot) {
+                break;
+            }
+            self.sync(parent)?;
+            made_durable.push(slot);
+        }
+        for slot in made_durable {
+            self.synced.mark(slot);
+        }
+        Ok(())
+    }
+}
+
+/// Renames a complete file to its blob path, creating the fan-out directories;
+/// `Ok(false)` when the two are on different filesystems (then it must be copied).
+/// A blob already there has the same content (same key), so replacing it is harmless.
+fn move_into_place(from: &FsPath, target: &FsPath) -> std::io::Result<bool> {
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::rename(from, target) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 const STREAM_CHUNK: usize = 256 * 1024;
@@ -412,12 +580,7 @@ mod tests {
         );
         // A missing blob is an error, never a silent success.
         let missing = crate::sha256_of(b"missing");
-        assert!(
-            store
-                .make_durable(&Variant::Thumb.path(&missing))
-                .await
-                .is_err()
-        );
+        assert!(store.make_durable(Variant::Thumb, &missing).await.is_err());
 
         let mut reader = store.open(Variant::Original, &sha).await.unwrap().unwrap();
         assert_eq!(reader.size, bytes.len() as u64);
@@ -427,6 +590,75 @@ mod tests {
         }
         assert_eq!(read, bytes);
         assert!(store.open(Variant::Thumb, &sha).await.unwrap().is_none());
+    }
+
+    /// A put into new fan-out directories syncs them all the way up to the
+    /// root; later puts under directories already synced cost the file and its
+    /// directory only; a failed sync marks nothing.
+    #[tokio::test]
+    async fn local_puts_sync_each_new_directory_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = BlobStore::local(tmp.path()).unwrap();
+        let disk = Arc::clone(store.local.as_ref().unwrap());
+        let fsyncs = || disk.fsyncs.load(Ordering::Relaxed);
+        // Digests picked by their leading bytes, to land in chosen directories.
+        let sha = |b0: u8, b1: u8, n: u8| {
+            let mut bytes = [n; 32];
+            bytes[0] = b0;
+            bytes[1] = b1;
+            Sha256::from_bytes(bytes)
+        };
+        let put = |kind, sha| {
+            let store = store.clone();
+            async move { store.put(kind, &sha, b"rendition".to_vec()).await }
+        };
+
+        // A missing blob fails its first fsync and leaves no mark behind.
+        assert!(
+            store
+                .make_durable(Variant::Thumb, &sha(1, 2, 0))
+                .await
+                .is_err()
+        );
+
+        let before = fsyncs();
+        put(Variant::Thumb, sha(1, 2, 1)).await.unwrap();
+        // file, thumb/01/02, thumb/01, thumb, root
+        assert_eq!(fsyncs() - before, 5);
+
+        let before = fsyncs();
+        put(Variant::Thumb, sha(1, 2, 2)).await.unwrap();
+        assert_eq!(fsyncs() - before, 2, "same leaf: file and leaf only");
+
+        let before = fsyncs();
+        put(Variant::Thumb, sha(1, 3, 1)).await.unwrap();
+        assert_eq!(fsyncs() - before, 3, "new leaf under a synced first level");
+
+        let before = fsyncs();
+        put(Variant::Thumb, sha(2, 3, 1)).await.unwrap();
+        assert_eq!(
+            fsyncs() - before,
+            4,
+            "new first level under a synced prefix"
+        );
+
+        let before = fsyncs();
+        put(Variant::Display, sha(1, 2, 1)).await.unwrap();
+        assert_eq!(fsyncs() - before, 5, "each variant has its own directories");
+
+        // Whatever was skipped, every blob is where a reader finds it.
+        for (kind, sha) in [
+            (Variant::Thumb, sha(1, 2, 1)),
+            (Variant::Thumb, sha(1, 2, 2)),
+            (Variant::Thumb, sha(1, 3, 1)),
+            (Variant::Thumb, sha(2, 3, 1)),
+            (Variant::Display, sha(1, 2, 1)),
+        ] {
+            assert_eq!(
+                store.get(kind, &sha).await.unwrap().as_deref(),
+                Some(&b"rendition"[..])
+            );
+        }
     }
 
     #[tokio::test]

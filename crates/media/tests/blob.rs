@@ -174,3 +174,58 @@ fn s3_without_a_bucket_is_a_config_error() {
     let err = BlobStore::s3_from_env().unwrap_err();
     assert!(matches!(err, BlobError::Config(_)), "{err}");
 }
+
+#[tokio::test]
+async fn a_moving_put_takes_the_file_itself_on_a_local_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(tmp.path().join("store")).unwrap();
+    let data = pseudo_random(200_000, 3);
+    let sha = sha256_of(&data);
+    let file = tmp.path().join("incoming.part");
+    std::fs::write(&file, &data).unwrap();
+    store
+        .put_moving_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap();
+    assert!(!file.exists(), "the file was moved, not copied");
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
+    assert_eq!(
+        files_under(&tmp.path().join("store")),
+        vec![Variant::Original.key(&sha)]
+    );
+
+    // The same photo again (a retry that raced the first): same key, same bytes.
+    std::fs::write(&file, &data).unwrap();
+    store
+        .put_moving_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap();
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
+
+    let gone = store
+        .put_moving_file(Variant::Original, &sha256_of(b""), tmp.path().join("nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, BlobError::Io { .. }), "{gone}");
+}
+
+#[tokio::test]
+async fn a_moving_put_elsewhere_copies_and_checks_the_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
+    let data = pseudo_random(1000, 5);
+    let sha = sha256_of(&data);
+    let file = tmp.path().join("incoming.part");
+    std::fs::write(&file, &data).unwrap();
+    store
+        .put_moving_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap();
+    assert!(file.exists(), "nothing to move it to");
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
+    let err = store
+        .put_moving_file(Variant::Original, &sha256_of(b"other"), &file)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
+}

@@ -402,7 +402,9 @@ async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiR
             record,
             created: false,
         }),
-        None => photos::ingest_and_store(state, user.id, &expected, &path).await,
+        None => {
+            photos::ingest_and_store(state, user.id, &expected, photos::Upload::Kept(&path)).await
+        }
     };
     match &result {
         Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => {}
