@@ -352,19 +352,13 @@ impl BlobStore {
             let from = path.to_path_buf();
             let moved = tokio::task::spawn_blocking(move || move_into_place(&from, &target))
                 .await
-                .map_err(|e| BlobError::Io {
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+                .map_err(|source| BlobError::Io {
                     path: path.to_path_buf(),
-                    source: std::io::Error::other(e.to_string()),
+                    source,
                 })?;
-            match moved {
-                Ok(true) => return self.make_durable(kind, sha).await,
-                Ok(false) => {}
-                Err(source) => {
-                    return Err(BlobError::Io {
-                        path: path.to_path_buf(),
-                        source,
-                    });
-                }
+            if moved {
+                return self.make_durable(kind, sha).await;
             }
         }
         self.put_file(kind, sha, path).await
