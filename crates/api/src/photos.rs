@@ -326,6 +326,14 @@ pub enum Upload<'a> {
     Kept(&'a Path),
 }
 
+impl Upload<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            Upload::Scratch(p) | Upload::Kept(p) => p,
+        }
+    }
+}
+
 /// Ingests the uploaded file, whose bytes the caller has verified to hash to `sha`,
 /// stores the original and both renditions durably, then records the photo.
 /// Concurrent calls for one hash write identical blobs and exactly one of them gets
@@ -336,9 +344,7 @@ pub async fn ingest_and_store(
     sha: &Sha256,
     upload: Upload<'_>,
 ) -> ApiResult<Stored> {
-    let path = match upload {
-        Upload::Scratch(p) | Upload::Kept(p) => p,
-    };
+    let path = upload.path();
     // Room in the pool first: a photo waiting for a decoder holds its bytes in memory,
     // and the pool bounds those bytes.
     let len = tokio::fs::metadata(path)

@@ -16,7 +16,7 @@
 
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
@@ -40,8 +40,6 @@ pub enum Variant {
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [Variant::Original, Variant::Thumb, Variant::Display];
-
     fn index(self) -> usize {
         match self {
             Variant::Original => 0,
@@ -132,65 +130,44 @@ struct LocalDisk {
 /// Nothing removes fan-out directories while the store is open.
 #[derive(Debug)]
 struct SyncedDirs {
-    prefixes: [AtomicBool; 3],
-    /// One bit per `variant/ab`.
-    firsts: Box<[AtomicU64]>,
-    /// One bit per `variant/ab/cd`.
-    leaves: Box<[AtomicU64]>,
+    /// One bit per `variant`, then per `variant/ab`, then per `variant/ab/cd`.
+    bits: Box<[AtomicU64]>,
 }
+
+const PREFIX_BITS: usize = 3;
+const FIRST_BITS: usize = 3 * 256;
+const LEAF_BITS: usize = 3 * 65536;
 
 impl SyncedDirs {
     fn new() -> Self {
-        let words = |bits: usize| (0..bits / 64).map(|_| AtomicU64::new(0)).collect();
+        let words = (PREFIX_BITS + FIRST_BITS + LEAF_BITS).div_ceil(64);
         SyncedDirs {
-            prefixes: Default::default(),
-            firsts: words(Variant::ALL.len() * 256),
-            leaves: words(Variant::ALL.len() * 65536),
+            bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 
-    fn get(words: &[AtomicU64], i: usize) -> bool {
-        words
-            .get(i / 64)
-            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (i % 64)) != 0)
+    /// The bits of a blob's directories: its leaf, first level and prefix.
+    fn bits_of(kind: Variant, sha: &Sha256) -> [usize; 3] {
+        let [b0, b1, ..] = *sha.as_bytes();
+        let v = kind.index();
+        [
+            PREFIX_BITS + FIRST_BITS + v * 65536 + usize::from(u16::from_be_bytes([b0, b1])),
+            PREFIX_BITS + v * 256 + usize::from(b0),
+            v,
+        ]
     }
 
-    fn set(words: &[AtomicU64], i: usize) {
-        if let Some(w) = words.get(i / 64) {
-            w.fetch_or(1 << (i % 64), Ordering::Release);
+    fn known(&self, bit: usize) -> bool {
+        self.bits
+            .get(bit / 64)
+            .is_some_and(|w| w.load(Ordering::Acquire) & (1 << (bit % 64)) != 0)
+    }
+
+    fn mark(&self, bit: usize) {
+        if let Some(w) = self.bits.get(bit / 64) {
+            w.fetch_or(1 << (bit % 64), Ordering::Release);
         }
     }
-
-    fn known(&self, slot: Slot) -> bool {
-        match slot {
-            Slot::Prefix(i) => self
-                .prefixes
-                .get(i)
-                .is_some_and(|b| b.load(Ordering::Acquire)),
-            Slot::First(i) => Self::get(&self.firsts, i),
-            Slot::Leaf(i) => Self::get(&self.leaves, i),
-        }
-    }
-
-    fn mark(&self, slot: Slot) {
-        match slot {
-            Slot::Prefix(i) => {
-                if let Some(b) = self.prefixes.get(i) {
-                    b.store(true, Ordering::Release);
-                }
-            }
-            Slot::First(i) => Self::set(&self.firsts, i),
-            Slot::Leaf(i) => Self::set(&self.leaves, i),
-        }
-    }
-}
-
-/// Where a directory's "entry is durable" bit lives.
-#[derive(Debug, Clone, Copy)]
-enum Slot {
-    Prefix(usize),
-    First(usize),
-    Leaf(usize),
 }
 
 /// Blob storage keyed by content hash and variant.
@@ -445,33 +422,30 @@ impl LocalDisk {
     /// directory above until the one holding an entry already known durable.
     fn sync_blob(&self, kind: Variant, sha: &Sha256, file: &FsPath) -> Result<(), BlobError> {
         let [b0, b1, ..] = *sha.as_bytes();
-        let v = kind.index();
         let prefix_dir = self.root.join(kind.prefix());
         let first_dir = prefix_dir.join(format!("{b0:02x}"));
         let leaf_dir = first_dir.join(format!("{b1:02x}"));
+        let [leaf, first, prefix] = SyncedDirs::bits_of(kind, sha);
         // From the blob's directory up: the bit saying a directory's own entry
         // is durable all the way up, and the directory holding that entry.
         let chain = [
-            (
-                Slot::Leaf(v * 65536 + usize::from(u16::from_be_bytes([b0, b1]))),
-                first_dir.as_path(),
-            ),
-            (Slot::First(v * 256 + usize::from(b0)), prefix_dir.as_path()),
-            (Slot::Prefix(v), self.root.as_path()),
+            (leaf, first_dir.as_path()),
+            (first, prefix_dir.as_path()),
+            (prefix, self.root.as_path()),
         ];
         self.sync(file)?;
         // The blob's own entry, written by the rename.
         self.sync(&leaf_dir)?;
         let mut made_durable = Vec::with_capacity(chain.len());
-        for (slot, parent) in chain {
-            if self.synced.known(slot) {
+        for (bit, parent) in chain {
+            if self.synced.known(bit) {
                 break;
             }
             self.sync(parent)?;
-            made_durable.push(slot);
+            made_durable.push(bit);
         }
-        for slot in made_durable {
-            self.synced.mark(slot);
+        for bit in made_durable {
+            self.synced.mark(bit);
         }
         Ok(())
     }
