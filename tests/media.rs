@@ -9,7 +9,8 @@ mod common;
 
 use baithak_media::sha256_of;
 use baithak_test_support::Kind;
-use common::{AREAS, Server, read, start};
+use baithak_test_support::s3::S3Bucket;
+use common::{AREAS, Server, env_refs, read, start, start_replica};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -221,8 +222,8 @@ fn chunked(body: &[u8], piece: usize) -> Vec<u8> {
 }
 
 /// The upload flow an app follows, and what each role then sees.
-async fn flow(kind: Kind) {
-    let s = start(kind, &[]);
+async fn flow(kind: Kind, env: &[(&str, &str)]) {
+    let s = start(kind, env);
     setup(&s);
     let ravi = s.token("ravi", PW).await;
     let sita = s.token("sita", PW).await;
@@ -396,12 +397,23 @@ async fn flow(kind: Kind) {
 
 #[tokio::test]
 async fn photos_on_sqlite() {
-    flow(Kind::Sqlite).await;
+    flow(Kind::Sqlite, &[]).await;
 }
 
 #[tokio::test]
 async fn photos_on_postgres() {
-    flow(Kind::Postgres).await;
+    flow(Kind::Postgres, &[]).await;
+}
+
+/// The same with the photos in an S3 bucket, as replicas behind a load balancer run.
+#[tokio::test]
+async fn photos_on_s3() {
+    let bucket = S3Bucket::new();
+    let env = bucket.server_env();
+    let env = env_refs(&env);
+    flow(Kind::Postgres, &env).await;
+    assert_eq!(bucket.keys("thumb/").len(), bucket.keys("original/").len());
+    assert!(!bucket.keys("display/").is_empty());
 }
 
 #[tokio::test]
@@ -584,10 +596,11 @@ async fn upload_head(s: &Server, token: &str, id: &str) -> (StatusCode, Option<u
     (res.status(), num("upload-offset"), num("upload-length"))
 }
 
-#[tokio::test]
-async fn resumable_upload_survives_cuts() {
-    let s = start(Kind::Sqlite, &[]);
-    setup(&s);
+/// A resumable upload cut at several points. Requests alternate between `s` and `t`
+/// (the same server, or two replicas of one deployment); with `bucket`, the blob
+/// store is that S3 bucket and no upload piece may be left in it at the end.
+async fn resumable_flow(s: &Server, t: &Server, bucket: Option<&S3Bucket>) {
+    setup(s);
     let ravi = s.token("ravi", PW).await;
     let sita = s.token("sita", PW).await;
     let bytes = photo("mobile/jolla.jpg");
@@ -609,15 +622,15 @@ async fn resumable_upload_survives_cuts() {
     );
     assert!(body["expires_at"].is_string(), "{body}");
     let id = body["id"].as_str().unwrap().to_owned();
-    let (st, off, total) = upload_head(&s, &ravi, &id).await;
+    let (st, off, total) = upload_head(t, &ravi, &id).await;
     assert_eq!(
         (st, off, total),
         (StatusCode::OK, Some(0), Some(len as u64))
     );
 
     // Someone else's upload does not exist for them.
-    assert_eq!(upload_head(&s, &sita, &id).await.0, StatusCode::NOT_FOUND);
-    let (st, _, _) = patch_chunk(&s, &sita, &id, 0, &bytes[..10]).await;
+    assert_eq!(upload_head(s, &sita, &id).await.0, StatusCode::NOT_FOUND);
+    let (st, _, _) = patch_chunk(s, &sita, &id, 0, &bytes[..10]).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     // The offset header is required.
     let res = s
@@ -637,7 +650,8 @@ async fn resumable_upload_survives_cuts() {
     // Cut at three points: four chunks, each acknowledged with the new offset.
     let cuts = [0, 100_000, 350_001, 600_000, len];
     for (n, w) in cuts.windows(2).enumerate().take(2) {
-        let (st, off, body) = patch_chunk(&s, &ravi, &id, w[0], &bytes[w[0]..w[1]]).await;
+        let to = if n % 2 == 0 { s } else { t };
+        let (st, off, body) = patch_chunk(to, &ravi, &id, w[0], &bytes[w[0]..w[1]]).await;
         assert_eq!(
             (st, off),
             (StatusCode::OK, Some(w[1] as u64)),
@@ -648,16 +662,16 @@ async fn resumable_upload_survives_cuts() {
     }
     // The phone did not hear the answer and resends the first chunk: 409 tells it where
     // the upload really is, and nothing is written twice.
-    let (st, off, body) = patch_chunk(&s, &ravi, &id, 0, &bytes[..100_000]).await;
+    let (st, off, body) = patch_chunk(t, &ravi, &id, 0, &bytes[..100_000]).await;
     assert_eq!((st, off), (StatusCode::CONFLICT, Some(350_001)), "{body}");
     assert_eq!(body["code"], "offset_mismatch");
-    let (st, off, _) = upload_head(&s, &ravi, &id).await;
+    let (st, off, _) = upload_head(s, &ravi, &id).await;
     assert_eq!((st, off), (StatusCode::OK, Some(350_001)));
 
     // A chunk running past the declared length is refused and changes nothing.
     let mut too_long = bytes[350_001..].to_vec();
     too_long.extend_from_slice(b"extra");
-    let (st, _, body) = patch_chunk(&s, &ravi, &id, 350_001, &too_long).await;
+    let (st, _, body) = patch_chunk(t, &ravi, &id, 350_001, &too_long).await;
     assert_eq!(
         (st, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("beyond_upload_length"))
@@ -670,25 +684,27 @@ async fn resumable_upload_survives_cuts() {
          Upload-Offset: 350001\r\nContent-Length: {}\r\n\r\n",
         third.len()
     );
-    let (code, response) = raw_http(&s, &head, &third[..120_000], true);
+    let (code, response) = raw_http(t, &head, &third[..120_000], true);
     assert_eq!(code, 400, "{response}");
-    let (st, off, _) = upload_head(&s, &ravi, &id).await;
+    let (st, off, _) = upload_head(s, &ravi, &id).await;
     assert_eq!((st, off), (StatusCode::OK, Some(470_001)));
 
     // Resume from there to the end.
-    let (st, off, _) = patch_chunk(&s, &ravi, &id, 470_001, &bytes[470_001..600_000]).await;
+    let (st, off, _) = patch_chunk(s, &ravi, &id, 470_001, &bytes[470_001..600_000]).await;
     assert_eq!((st, off), (StatusCode::OK, Some(600_000)));
-    let (st, off, done) = patch_chunk(&s, &ravi, &id, 600_000, &bytes[600_000..]).await;
+    let (st, off, done) = patch_chunk(t, &ravi, &id, 600_000, &bytes[600_000..]).await;
     assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
     assert_eq!(done["complete"], true);
     assert_eq!(done["media"]["sha256"], sha.as_str());
     assert_eq!(done["media"]["bytes"], len as u64);
 
     // Finished uploads are forgotten; the photo is there, byte for byte.
-    assert_eq!(upload_head(&s, &ravi, &id).await.0, StatusCode::NOT_FOUND);
-    let res = get_bytes(&s, &ravi, &format!("/v1/media/{sha}?variant=original")).await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
+    assert_eq!(upload_head(s, &ravi, &id).await.0, StatusCode::NOT_FOUND);
+    for server in [s, t] {
+        let res = get_bytes(server, &ravi, &format!("/v1/media/{sha}?variant=original")).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
+    }
     // Announcing it again needs no bytes.
     let (st, body) = s
         .call(
@@ -719,16 +735,16 @@ async fn resumable_upload_survives_cuts() {
     let bad_id = body["id"].as_str().unwrap().to_owned();
     let half = other.len() / 2;
     assert_eq!(
-        patch_chunk(&s, &ravi, &bad_id, 0, &other[..half]).await.0,
+        patch_chunk(s, &ravi, &bad_id, 0, &other[..half]).await.0,
         StatusCode::OK
     );
-    let (st, _, body) = patch_chunk(&s, &ravi, &bad_id, half, &other[half..]).await;
+    let (st, _, body) = patch_chunk(t, &ravi, &bad_id, half, &other[half..]).await;
     assert_eq!(
         (st, body["code"].as_str()),
         (StatusCode::BAD_REQUEST, Some("hash_mismatch"))
     );
     assert_eq!(
-        upload_head(&s, &ravi, &bad_id).await.0,
+        upload_head(s, &ravi, &bad_id).await.0,
         StatusCode::NOT_FOUND
     );
 
@@ -764,5 +780,46 @@ async fn resumable_upload_survives_cuts() {
         .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
-    assert_no_scratch_left(&s);
+    assert_no_scratch_left(s);
+    assert_no_scratch_left(t);
+    if let Some(bucket) = bucket {
+        assert_eq!(
+            bucket.keys("uploads/"),
+            Vec::<String>::new(),
+            "upload pieces left"
+        );
+        let original = format!("original/{}/{}/{sha}", &sha[0..2], &sha[2..4]);
+        assert_eq!(bucket.keys(&original), vec![original.clone()]);
+    }
+}
+
+#[tokio::test]
+async fn resumable_upload_survives_cuts() {
+    let s = start(Kind::Sqlite, &[]);
+    resumable_flow(&s, &s, None).await;
+}
+
+#[tokio::test]
+async fn resumable_upload_on_s3_survives_cuts() {
+    let bucket = S3Bucket::new();
+    let env = bucket.server_env();
+    let env = env_refs(&env);
+    let s = start(Kind::Postgres, &env);
+    resumable_flow(&s, &s, Some(&bucket)).await;
+}
+
+/// Two replicas on one database and one bucket, each with a work dir of its own: an
+/// upload started on one continues and finishes on the other, chunk by chunk.
+#[tokio::test]
+async fn replicas_share_resumable_uploads() {
+    let bucket = S3Bucket::new();
+    let mut env = bucket.server_env();
+    env.push((
+        "BAITHAK_JWT_SECRET",
+        "replicas share this secret, 32+ bytes".to_owned(),
+    ));
+    let env = env_refs(&env);
+    let a = start(Kind::Postgres, &env);
+    let b = start_replica(&a, &env);
+    resumable_flow(&a, &b, Some(&bucket)).await;
 }

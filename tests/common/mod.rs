@@ -9,6 +9,8 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_baithak");
@@ -25,7 +27,8 @@ KNP-AC1,Kanpur Cantt,assembly,KNP-PC
 ";
 
 pub struct Server {
-    pub db: TestDb,
+    /// Shared with any replica started beside this server.
+    pub db: Arc<TestDb>,
     pub data_dir: PathBuf,
     pub base: String,
     pub http: Client,
@@ -165,6 +168,20 @@ pub fn cli(
 pub fn start(kind: Kind, extra_env: &[(&str, &str)]) -> Server {
     let db = TestDb::new(kind);
     let data_dir = db.dir().join("data");
+    start_on(Arc::new(db), data_dir, extra_env)
+}
+
+/// Another `baithak serve` on `of`'s database, with a data dir (and so a work dir)
+/// of its own, as a second replica behind a load balancer would run. Both need the
+/// same `BAITHAK_JWT_SECRET` in `extra_env` to accept each other's tokens.
+pub fn start_replica(of: &Server, extra_env: &[(&str, &str)]) -> Server {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let data_dir = of.db.dir().join(format!("replica-{n}"));
+    start_on(Arc::clone(&of.db), data_dir, extra_env)
+}
+
+fn start_on(db: Arc<TestDb>, data_dir: PathBuf, extra_env: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve"])
         .env("BAITHAK_DATABASE_URL", &db.url)
@@ -206,4 +223,9 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `extra_env` for [`start`] from owned values (e.g. an S3 bucket's settings).
+pub fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }

@@ -116,11 +116,6 @@ impl TempFile {
         }
     }
 
-    /// Takes charge of an existing file (e.g. a finished upload's part file).
-    pub fn adopt(path: PathBuf) -> TempFile {
-        TempFile { path }
-    }
-
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -3,7 +3,7 @@
 
 use crate::auth::{JwtKeys, LoginLimiter, LoginLimits, Passwords};
 use crate::error::ApiError;
-use baithak_media::{BlobStore, IngestLimits, IngestPool, PoolLimits};
+use baithak_media::{BlobStore, IngestLimits, IngestPool, PoolLimits, SharedParts};
 use baithak_store::Store;
 use secrecy::SecretSlice;
 use std::path::PathBuf;
@@ -56,8 +56,12 @@ pub struct AppState {
     pub limiter: LoginLimiter,
     pub config: ApiConfig,
     pub blobs: BlobStore,
+    /// Where unfinished resumable uploads keep their bytes when any replica may take
+    /// the next chunk (an object store); `None`: in part files under `work_dir`.
+    pub parts: Option<SharedParts>,
     pub ingest: IngestPool,
-    /// Scratch space on local disk: bodies being received, resumable upload parts.
+    /// Scratch space on local disk: bodies being received, and with a local blob
+    /// store the resumable uploads' part files.
     pub work_dir: PathBuf,
     pub metrics: crate::metrics::Metrics,
 }
@@ -74,6 +78,7 @@ impl AppState {
         std::fs::create_dir_all(work_dir.join("uploads")).map_err(ApiError::internal)?;
         Ok(Arc::new(AppState {
             ingest: IngestPool::new(config.ingest_pool),
+            parts: blobs.shared_parts(),
             blobs,
             work_dir,
             metrics: crate::metrics::Metrics::default(),

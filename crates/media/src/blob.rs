@@ -27,6 +27,7 @@ use object_store::{GetResultPayload, ObjectStore, PutPayload, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
 use crate::hash::{Sha256, Sha256Hasher};
+use crate::parts::SharedParts;
 
 /// Which rendition of a photo a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -339,6 +340,14 @@ impl BlobStore {
             }
         }
         self.put_file(kind, sha, path).await
+    }
+
+    /// Where resumable uploads keep their pieces when any replica may serve the next
+    /// request: the bucket itself. `None` on a local store, which one process serves.
+    pub fn shared_parts(&self) -> Option<SharedParts> {
+        self.local
+            .is_none()
+            .then(|| SharedParts::new(Arc::clone(&self.store)))
     }
 
     /// The blob's bytes, or `None` if it was never stored.

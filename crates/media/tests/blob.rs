@@ -229,3 +229,140 @@ async fn a_moving_put_elsewhere_copies_and_checks_the_digest() {
         .unwrap_err();
     assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
 }
+
+/// The blob store on a real S3 API (moto): what the server does with an `s3` store.
+fn s3_store(bucket: &baithak_test_support::s3::S3Bucket) -> BlobStore {
+    use baithak_test_support::s3::{ACCESS_KEY, REGION, SECRET_KEY};
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(&bucket.endpoint)
+        .with_bucket_name(&bucket.bucket)
+        .with_region(REGION)
+        .with_access_key_id(ACCESS_KEY)
+        .with_secret_access_key(SECRET_KEY)
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .unwrap();
+    BlobStore::new(std::sync::Arc::new(s3))
+}
+
+#[tokio::test]
+async fn s3_round_trip() {
+    let bucket = baithak_test_support::s3::S3Bucket::new();
+    let store = s3_store(&bucket);
+    let tmp = tempfile::tempdir().unwrap();
+
+    let bytes = common::photo("gps/DSCN0010.jpg");
+    let sha = sha256_of(&bytes);
+    assert!(!store.exists(Variant::Original, &sha).await.unwrap());
+    assert_eq!(store.get(Variant::Original, &sha).await.unwrap(), None);
+    store
+        .put(Variant::Original, &sha, bytes.clone())
+        .await
+        .unwrap();
+    assert!(store.exists(Variant::Original, &sha).await.unwrap());
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == bytes);
+    let wrong = store
+        .put(Variant::Original, &sha256_of(b"x"), bytes.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(wrong, BlobError::DigestMismatch { .. }), "{wrong}");
+
+    // Files above the multipart threshold go up in parts and come back whole.
+    for len in [200_000usize, 8 * 1024 * 1024 + 1, 19 * 1024 * 1024 + 5] {
+        let data = pseudo_random(len, len as u64);
+        let sha = sha256_of(&data);
+        let file = tmp.path().join(format!("in-{len}"));
+        std::fs::write(&file, &data).unwrap();
+        store
+            .put_file(Variant::Original, &sha, &file)
+            .await
+            .unwrap();
+        let back = store.get(Variant::Original, &sha).await.unwrap().unwrap();
+        assert!(back == data, "content differs for {len} bytes");
+    }
+
+    // A moving put has nothing to move into: it copies and keeps the file.
+    let data = pseudo_random(50_000, 9);
+    let sha = sha256_of(&data);
+    let file = tmp.path().join("incoming.part");
+    std::fs::write(&file, &data).unwrap();
+    store
+        .put_moving_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap();
+    assert!(file.exists());
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
+
+    store.delete(Variant::Original, &sha).await.unwrap();
+    assert!(!store.exists(Variant::Original, &sha).await.unwrap());
+    // Deleting what is not there is not an error.
+    store.delete(Variant::Original, &sha).await.unwrap();
+}
+
+#[tokio::test]
+async fn shared_parts_follow_byte_ranges() {
+    let bucket = baithak_test_support::s3::S3Bucket::new();
+    let parts = s3_store(&bucket)
+        .shared_parts()
+        .expect("an S3 store shares parts");
+    assert!(
+        BlobStore::local(tempfile::tempdir().unwrap().path())
+            .unwrap()
+            .shared_parts()
+            .is_none(),
+        "a local store keeps parts in files"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let data = pseudo_random(3_000_000, 11);
+    let piece = |from: usize, to: usize| bytes::Bytes::copy_from_slice(&data[from..to]);
+
+    // A first attempt stored 0..1 MB and a cut-off 1..1.2 MB; the resend of 1 MB..
+    // came in other sizes, overlapping what was there; an empty piece stores nothing.
+    for (from, to) in [
+        (0, 1_000_000),
+        (1_000_000, 1_200_000),
+        (1_000_000, 2_048_576),
+        (2_048_576, 3_000_000),
+        (2_048_576, 2_048_576),
+    ] {
+        parts
+            .put("up1", from as u64, piece(from, to))
+            .await
+            .unwrap();
+    }
+    assert_eq!(bucket.keys("uploads/up1/").len(), 4);
+    let dest = tmp.path().join("whole");
+    let sha = parts.assemble("up1", 3_000_000, &dest).await.unwrap();
+    assert_eq!(sha, sha256_of(&data));
+    assert!(std::fs::read(&dest).unwrap() == data);
+    // A shorter declared length takes just that prefix.
+    let sha = parts.assemble("up1", 1_500_000, &dest).await.unwrap();
+    assert_eq!(sha, sha256_of(&data[..1_500_000]));
+
+    // A missing range is a gap at its first byte, not a short photo.
+    parts.put("up2", 0, piece(0, 1000)).await.unwrap();
+    parts.put("up2", 2000, piece(2000, 3000)).await.unwrap();
+    let err = parts.assemble("up2", 3000, &dest).await.unwrap_err();
+    assert!(
+        matches!(err, baithak_media::PartsError::Gap { at: 1000 }),
+        "{err}"
+    );
+
+    // Deleting one upload leaves the other; the sweep takes only what is old enough.
+    parts.delete("up2").await.unwrap();
+    assert_eq!(bucket.keys("uploads/up2/"), Vec::<String>::new());
+    assert_eq!(bucket.keys("uploads/up1/").len(), 4);
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(parts.delete_stale(hour).await.unwrap(), 0);
+    assert_eq!(bucket.keys("uploads/up1/").len(), 4);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(
+        parts
+            .delete_stale(std::time::Duration::from_secs(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(bucket.keys("uploads/"), Vec::<String>::new());
+}

@@ -4,6 +4,8 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+pub mod s3;
+
 use baithak_store::{Store, StoreOptions};
 use diesel::prelude::*;
 use std::path::PathBuf;

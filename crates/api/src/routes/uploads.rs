@@ -6,25 +6,30 @@
 //! the last byte arrives the file is hashed and goes through the same ingest and
 //! storage as `PUT /v1/media/{sha256}`, and the upload is forgotten.
 //!
-//! The offset lives in the database, but the part files live on this replica's local
-//! disk (`work_dir/uploads/{id}`): a multi-replica deployment needs sticky routing of
-//! `/v1/uploads/{id}` to one replica (or the parts moved to the object store). A chunk
-//! that reaches a replica without the part file finds it missing and the upload is
-//! dropped (404), so the client starts again rather than storing a corrupt photo.
+//! The offset lives in the database. The bytes live where every process that may get
+//! the next chunk can reach them: with a local blob store (one machine, one process)
+//! in a part file on its disk (`work_dir/uploads/{id}`), written in place; with an
+//! object store (replicas behind a load balancer) as pieces in the bucket
+//! (`baithak_media::SharedParts`), assembled into a scratch file by whichever
+//! replica receives the last byte. A local part file found shorter than the offset
+//! (the data dir was lost) drops the upload (404), as does a gap in the pieces at the
+//! end, so the client starts again rather than storing a corrupt photo.
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult};
-use crate::photos::{self, Stored};
+use crate::photos::{self, Stored, TempFile};
 use crate::routes::Json;
 use crate::state::AppState;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use baithak_api_types::{CreateUploadRequest, MediaInfo, Problem, UploadStatus};
-use baithak_media::Sha256;
+use baithak_media::{PartsError, Sha256, SharedParts};
 use baithak_store::{NewUpload, StoreError, UploadRecord, now_utc};
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use std::collections::HashSet;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, SystemTime};
@@ -234,21 +239,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::internal)
 }
 
-/// Writes the body at `start` of the part file, at most `room` bytes, then fsyncs.
-/// Returns the bytes written and, when the body broke off (a dropped connection), why;
-/// the bytes before the break are kept so the client can resume after them.
-async fn write_chunk(
-    path: &Path,
-    start: u64,
-    room: u64,
+/// Reads the body in pieces of about [`WRITE_BUF`] bytes, at most `room` in all, and
+/// hands each to `sink` with its offset from the body's start. Returns the bytes
+/// handed over and, when the body broke off (a dropped connection), why; the bytes
+/// before the break are handed over too, so the client can resume after them.
+async fn gather<F, Fut>(
     mut body: web::Payload,
-) -> ApiResult<(u64, Option<ApiError>)> {
-    let file = {
-        let (path, create) = (path.to_path_buf(), start == 0);
-        Arc::new(blocking(move || open_part(&path, create)).await?)
-    };
+    room: u64,
+    mut sink: F,
+) -> ApiResult<(u64, Option<ApiError>)>
+where
+    F: FnMut(Bytes, u64) -> Fut,
+    Fut: Future<Output = ApiResult<()>>,
+{
     let mut written = 0u64;
-    let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUF);
+    let mut buf = BytesMut::with_capacity(WRITE_BUF);
     let mut broken = None;
     loop {
         let chunk = match body.next().await {
@@ -264,16 +269,41 @@ async fn write_chunk(
         }
         buf.extend_from_slice(&chunk);
         if buf.len() >= WRITE_BUF {
-            let n = buf.len() as u64;
-            buf = write_at(&file, buf, start + written).await?;
+            let piece = buf.split().freeze();
+            let n = piece.len() as u64;
+            sink(piece, written).await?;
             written += n;
+            buf.reserve(WRITE_BUF);
         }
     }
     if !buf.is_empty() {
-        let n = buf.len() as u64;
-        write_at(&file, buf, start + written).await?;
+        let piece = buf.freeze();
+        let n = piece.len() as u64;
+        sink(piece, written).await?;
         written += n;
     }
+    Ok((written, broken))
+}
+
+/// Writes the body at `start` of the part file, at most `room` bytes, then fsyncs.
+async fn write_part_file(
+    path: &Path,
+    start: u64,
+    room: u64,
+    body: web::Payload,
+) -> ApiResult<(u64, Option<ApiError>)> {
+    let file = {
+        let (path, create) = (path.to_path_buf(), start == 0);
+        Arc::new(blocking(move || open_part(&path, create)).await?)
+    };
+    let (written, broken) = gather(body, room, |piece, at| {
+        let file = Arc::clone(&file);
+        blocking(move || {
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&piece, start + at)
+        })
+    })
+    .await?;
     let dir = path.parent().map(Path::to_path_buf);
     blocking(move || {
         file.sync_data()?;
@@ -287,21 +317,38 @@ async fn write_chunk(
     Ok((written, broken))
 }
 
-async fn write_at(file: &Arc<std::fs::File>, mut buf: Vec<u8>, pos: u64) -> ApiResult<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
-    let file = Arc::clone(file);
-    blocking(move || {
-        file.write_all_at(&buf, pos)?;
-        buf.clear();
-        Ok(buf)
+/// Stores the body as pieces in the shared store, at most `room` bytes; each piece is
+/// durable once its put returns.
+async fn write_pieces(
+    parts: &SharedParts,
+    id: Uuid,
+    start: u64,
+    room: u64,
+    body: web::Payload,
+) -> ApiResult<(u64, Option<ApiError>)> {
+    let key = id.simple().to_string();
+    gather(body, room, |piece, at| {
+        let (parts, key) = (parts.clone(), key.clone());
+        async move {
+            parts
+                .put(&key, start + at, piece)
+                .await
+                .map_err(ApiError::internal)
+        }
     })
     .await
 }
 
-/// Forgets an upload: the row first, then its bytes (a crash in between leaves only a
-/// stray file, which the sweep removes).
+/// Forgets an upload: the row first, then its bytes (a crash in between leaves only
+/// stray bytes, which the sweep removes).
 async fn discard(state: &AppState, id: Uuid) -> ApiResult<()> {
     state.store.run(move |s| s.delete_upload(id)).await?;
+    if let Some(parts) = &state.parts {
+        return parts
+            .delete(&id.simple().to_string())
+            .await
+            .map_err(ApiError::internal);
+    }
     let path = part_path(state, id);
     blocking(move || match std::fs::remove_file(&path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -339,7 +386,7 @@ pub async fn append_chunk(
         return Ok(Appended::InFlight(upload.received));
     };
     let path = part_path(state, id);
-    if offset > 0 {
+    if offset > 0 && state.parts.is_none() {
         let p = path.clone();
         let on_disk = blocking(move || match std::fs::metadata(&p) {
             Ok(m) => Ok(m.len()),
@@ -348,16 +395,19 @@ pub async fn append_chunk(
         })
         .await?;
         if on_disk < offset {
-            // Another replica holds (or this one lost) the earlier bytes.
+            // The data dir lost the earlier bytes (restored, or replaced).
             tracing::warn!(
                 upload_id = %id, offset, on_disk,
-                "upload part file missing on this replica; dropping the upload"
+                "upload part file shorter than its offset; dropping the upload"
             );
             discard(state, id).await?;
             return Err(ApiError::NotFound);
         }
     }
-    let (written, broken) = write_chunk(&path, offset, room, body).await?;
+    let (written, broken) = match &state.parts {
+        None => write_part_file(&path, offset, room, body).await?,
+        Some(parts) => write_pieces(parts, id, offset, room, body).await?,
+    };
     let next = offset + written;
     let advanced = state
         .store
@@ -383,15 +433,57 @@ pub async fn append_chunk(
     Ok(Appended::Complete { length, stored })
 }
 
+/// An upload's whole bytes on this machine's disk, ready for ingest.
+enum Whole {
+    /// The local part file: kept if storing fails, so the client can retry.
+    PartFile(PathBuf),
+    /// Assembled from the shared pieces for this request; the pieces stay for a retry.
+    Assembled(TempFile),
+}
+
+impl Whole {
+    fn upload(&self) -> photos::Upload<'_> {
+        match self {
+            Whole::PartFile(path) => photos::Upload::Kept(path),
+            Whole::Assembled(temp) => photos::Upload::Scratch(temp.path()),
+        }
+    }
+}
+
 /// Every byte is in: check the hash, then ingest and store like a one-shot `PUT`.
 /// A wrong hash or a photo ingest refuses ends the upload; a busy pool or a storage
 /// failure keeps it, so the client can retry the completion with an empty `PATCH` at
 /// the final offset.
 async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiResult<Stored> {
     let expected = photos::parse_sha(&upload.sha256)?;
-    let path = part_path(state, upload.id);
-    let (actual, len) = photos::hash_file(&path).await?;
-    if actual != expected || len != upload.length {
+    let (whole, actual) = match &state.parts {
+        None => {
+            let path = part_path(state, upload.id);
+            let (actual, len) = photos::hash_file(&path).await?;
+            if len != upload.length {
+                discard(state, upload.id).await?;
+                return Err(photos::hash_mismatch(&expected, &actual));
+            }
+            (Whole::PartFile(path), actual)
+        }
+        Some(parts) => {
+            let temp = TempFile::new_in(&state.work_dir.join("incoming"));
+            let key = upload.id.simple().to_string();
+            match parts.assemble(&key, upload.length, temp.path()).await {
+                Ok(actual) => (Whole::Assembled(temp), actual),
+                Err(PartsError::Gap { at }) => {
+                    tracing::warn!(
+                        upload_id = %upload.id, at,
+                        "a stored piece of the upload is missing; dropping the upload"
+                    );
+                    discard(state, upload.id).await?;
+                    return Err(ApiError::NotFound);
+                }
+                Err(PartsError::Store(e)) => return Err(ApiError::internal(e)),
+            }
+        }
+    };
+    if actual != expected {
         discard(state, upload.id).await?;
         return Err(photos::hash_mismatch(&expected, &actual));
     }
@@ -402,9 +494,7 @@ async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiR
             record,
             created: false,
         }),
-        None => {
-            photos::ingest_and_store(state, user.id, &expected, photos::Upload::Kept(&path)).await
-        }
+        None => photos::ingest_and_store(state, user.id, &expected, whole.upload()).await,
     };
     match &result {
         Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => {}
@@ -442,7 +532,7 @@ fn parse_offset(req: &HttpRequest) -> ApiResult<u64> {
 
 /// Append a chunk. `Upload-Offset` must equal the upload's offset (else 409
 /// `offset_mismatch`, with the offset to resume from in `Upload-Offset`). The bytes
-/// are on disk before the answer; a body cut off mid-way keeps what arrived. The
+/// are stored durably before the answer; a body cut off mid-way keeps what arrived. The
 /// answer to the last chunk carries the stored photo (`complete`, `media`).
 #[utoipa::path(patch, operation_id = "append_upload", path = "/v1/uploads/{id}", tag = "media",
     params(("id" = Uuid, Path, description = "The upload's id"),
@@ -527,9 +617,10 @@ pub async fn head(
 /// Scratch files older than this in `work_dir/incoming` are left over from a crash.
 const INCOMING_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
-/// Drops expired uploads (rows and part files), then removes scratch files no live
-/// request can own: bodies in `incoming/` older than a day and part files older than
-/// the upload lifetime plus a day (expired on any replica). Returns the uploads dropped.
+/// Drops expired uploads (rows and bytes), then removes scratch no live request can
+/// own: bodies in `incoming/` older than a day, and part files or shared pieces
+/// untouched for the upload lifetime plus a day (expired on any replica). Returns the
+/// uploads dropped.
 pub async fn sweep_expired_uploads(state: &AppState) -> ApiResult<usize> {
     const BATCH: i64 = 200;
     let mut dropped = 0;
@@ -552,7 +643,7 @@ pub async fn sweep_expired_uploads(state: &AppState) -> ApiResult<usize> {
         (state.work_dir.join("incoming"), INCOMING_MAX_AGE),
         (state.work_dir.join("uploads"), part_max_age),
     ];
-    let strays = blocking(move || {
+    let mut strays = blocking(move || {
         let mut removed = 0usize;
         for (dir, max_age) in &dirs {
             removed += remove_older_than(dir, *max_age)?;
@@ -560,6 +651,12 @@ pub async fn sweep_expired_uploads(state: &AppState) -> ApiResult<usize> {
         Ok(removed)
     })
     .await?;
+    if let Some(parts) = &state.parts {
+        strays += parts
+            .delete_stale(part_max_age)
+            .await
+            .map_err(ApiError::internal)?;
+    }
     if dropped > 0 || strays > 0 {
         tracing::info!(dropped, strays, "swept expired uploads");
     }
