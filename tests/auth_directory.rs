@@ -6,7 +6,7 @@
 mod common;
 
 use baithak_test_support::Kind;
-use common::{AREAS, Server, start};
+use common::{AREAS, Server, start, start_replica};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -483,6 +483,37 @@ async fn failed_logins_are_rate_limited() {
         )
         .await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Two replicas on one database: failures counted on one block the login on the
+/// other, so the limit does not grow with the number of replicas.
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_logins_count_across_replicas() {
+    let env = [(
+        "BAITHAK_JWT_SECRET",
+        "replicas share this secret, 32+ bytes",
+    )];
+    let a = start(Kind::Postgres, &env);
+    setup(&a);
+    let b = start_replica(&a, &env);
+    let guess = json!({"login": "admin", "password": "guess", "device_id": "d"});
+    for (n, s) in [&a, &b, &a, &b, &a].into_iter().enumerate() {
+        let (st, body) = s
+            .call(Method::POST, "/v1/auth/login", None, Some(guess.clone()))
+            .await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "failure {n}: {body}");
+    }
+    let (st, _) = b
+        .call(Method::POST, "/v1/auth/login", None, Some(guess.clone()))
+        .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    let right = json!({"login": "admin", "password": PW, "device_id": "d"});
+    for s in [&a, &b] {
+        let (st, _) = s
+            .call(Method::POST, "/v1/auth/login", None, Some(right.clone()))
+            .await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    }
 }
 
 /// 16 devices log in at once while an admin edits their accounts, on SQLite: every

@@ -243,7 +243,8 @@ fn serve(common: &Common, args: ServeArgs) -> Result<()> {
     });
     let sweeper = state.clone();
     actix_web::rt::System::new().block_on(async move {
-        // Hourly (and once at start): drop expired resumable uploads and their parts.
+        // Hourly (and once at start): drop expired resumable uploads and their parts,
+        // old ledger entries and spent login budgets.
         actix_web::rt::spawn(async move {
             let mut every = actix_web::rt::time::interval(std::time::Duration::from_secs(3600));
             loop {
@@ -259,6 +260,13 @@ fn serve(common: &Common, args: ServeArgs) -> Result<()> {
                     Ok(n) if n > 0 => tracing::info!(removed = n, "pruned the mutation ledger"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "ledger pruning failed"),
+                }
+                // Failed-login budgets that are whole again hold nothing worth keeping.
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                match sweeper.store.run(move |s| s.prune_throttle(now_ms)).await {
+                    Ok(n) if n > 0 => tracing::info!(removed = n, "pruned login budgets"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "login budget pruning failed"),
                 }
             }
         });

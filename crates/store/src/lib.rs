@@ -16,6 +16,7 @@ mod photo_index;
 pub mod schema;
 mod sessions;
 mod sync;
+mod throttle;
 mod time;
 mod uploads;
 mod users;
@@ -38,6 +39,7 @@ pub use sync::{
     DayMeeting, FeedbackApplied, LedgerEntry, LedgerWrite, MeetingApplied, MeetingWrite, PhotoUse,
     SyncTx, UpsertOutcome,
 };
+pub use throttle::Budget;
 pub use time::now_utc;
 pub use uploads::{NewUpload, UploadRecord};
 pub use users::{NewUser, User, UserPatch};

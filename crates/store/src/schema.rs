@@ -256,6 +256,14 @@ diesel::joinable!(meeting_photos -> meetings (meeting_id));
 diesel::joinable!(meeting_photos -> media (sha256));
 diesel::joinable!(quota_days -> users (incharge_id));
 
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        tat_ms -> BigInt,
+        blocked_until_ms -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     areas,
     users,
@@ -276,4 +284,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     policy,
     reviews,
     media_uploaders,
+    login_throttle,
 );

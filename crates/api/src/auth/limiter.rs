@@ -1,18 +1,15 @@
-//! Failed-login limits per login name and per client address (governor, GCRA).
+//! Failed-login limits per login name and per client address, kept in the database
+//! (`baithak_store::Budget`, GCRA) so every replica behind a load balancer counts the
+//! same failures.
 //!
 //! Only failures spend the budget, so a user who types the password right is never
-//! slowed by the limiter. The state is per process: with several replicas behind a load
-//! balancer each keeps its own budget, so the effective limit is multiplied by the
-//! replica count (acceptable for slowing guessing; a shared store would be needed for
-//! exact limits).
+//! slowed by the limiter. A blocked login or address is refused before any password
+//! work, so a guessing run costs the server one indexed read once it is blocked.
 
-use dashmap::DashMap;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use crate::error::{ApiError, ApiResult};
+use baithak_store::{Budget, Store};
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
@@ -36,102 +33,89 @@ impl Default for LoginLimits {
     }
 }
 
-fn quota(burst: u32, period: Duration) -> Quota {
-    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
-    Quota::with_period(period.max(Duration::from_millis(1)))
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(burst)
+fn budget(burst: u32, period: Duration) -> Budget {
+    Budget {
+        burst: burst.max(1),
+        period_ms: i64::try_from(period.as_millis()).unwrap_or(i64::MAX).max(1),
+    }
 }
 
-#[derive(Clone)]
+/// The login's key: hashed, so a login of any length is one short key and the table
+/// holds no login names.
+fn login_key(login: &str) -> String {
+    format!("login:{}", baithak_media::sha256_of(login.as_bytes()))
+}
+
+fn ip_key(ip: IpAddr) -> String {
+    format!("ip:{ip}")
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Whole seconds to wait, at least one, for a `Retry-After`.
+fn whole_secs(ms: i64) -> u64 {
+    u64::try_from(ms.saturating_add(999) / 1000)
+        .unwrap_or(0)
+        .max(1)
+}
+
+#[derive(Debug, Clone)]
 pub struct LoginLimiter {
-    by_login: Arc<DefaultKeyedRateLimiter<String>>,
-    by_ip: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    /// Keys whose budget is spent, until when. Checked before any password work, so a
-    /// guessing run costs the server nothing once it is blocked.
-    blocked_logins: Arc<DashMap<String, Instant>>,
-    blocked_ips: Arc<DashMap<IpAddr, Instant>>,
+    login: Budget,
+    ip: Budget,
 }
 
 impl LoginLimiter {
     pub fn new(limits: LoginLimits) -> Self {
         LoginLimiter {
-            by_login: Arc::new(RateLimiter::keyed(quota(
-                limits.per_login_burst,
-                limits.per_login_period,
-            ))),
-            by_ip: Arc::new(RateLimiter::keyed(quota(
-                limits.per_ip_burst,
-                limits.per_ip_period,
-            ))),
-            blocked_logins: Arc::new(DashMap::new()),
-            blocked_ips: Arc::new(DashMap::new()),
+            login: budget(limits.per_login_burst, limits.per_login_period),
+            ip: budget(limits.per_ip_burst, limits.per_ip_period),
         }
     }
 
     /// `Some(seconds)` when this login or address must wait before trying again.
-    pub fn blocked(&self, login: &str, ip: Option<IpAddr>) -> Option<u64> {
-        let now = Instant::now();
-        let mut wait = self
-            .blocked_logins
-            .get(login)
-            .map(|until| *until)
-            .filter(|until| *until > now);
-        if let Some(ip) = ip {
-            let ip_wait = self
-                .blocked_ips
-                .get(&ip)
-                .map(|until| *until)
-                .filter(|until| *until > now);
-            wait = wait.max(ip_wait);
-        }
-        wait.map(|until| until.duration_since(now).as_secs().max(1))
+    pub async fn blocked(
+        &self,
+        store: &Store,
+        login: &str,
+        ip: Option<IpAddr>,
+    ) -> ApiResult<Option<u64>> {
+        let mut keys = vec![login_key(login)];
+        keys.extend(ip.map(ip_key));
+        let wait = store
+            .run(move |s| s.throttle_wait(&keys, now_ms()))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(wait.map(whole_secs))
     }
 
-    /// Spends budget for a failed attempt; returns the wait when it is now exhausted.
-    pub fn failed(&self, login: &str, ip: Option<IpAddr>) -> Option<u64> {
-        let clock = DefaultClock::default();
-        let now = Instant::now();
-        let mut wait: Option<Duration> = None;
-        if let Err(not_until) = self.by_login.check_key(&login.to_owned()) {
-            let d = not_until.wait_time_from(clock.now());
-            self.blocked_logins.insert(login.to_owned(), now + d);
-            wait = wait.max(Some(d));
-        }
-        if let Some(ip) = ip
-            && let Err(not_until) = self.by_ip.check_key(&ip)
-        {
-            let d = not_until.wait_time_from(clock.now());
-            self.blocked_ips.insert(ip, now + d);
-            wait = wait.max(Some(d));
-        }
-        self.prune(now);
-        wait.map(|d| d.as_secs().max(1))
-    }
-
-    /// Keeps memory bounded under a spray of distinct logins or addresses.
-    fn prune(&self, now: Instant) {
-        if self.blocked_logins.len() > 10_000 {
-            self.blocked_logins.retain(|_, until| *until > now);
-        }
-        if self.blocked_ips.len() > 10_000 {
-            self.blocked_ips.retain(|_, until| *until > now);
-        }
-        if self.by_login.len() > 100_000 {
-            self.by_login.retain_recent();
-        }
-        if self.by_ip.len() > 100_000 {
-            self.by_ip.retain_recent();
-        }
+    /// Spends budget for a failed attempt; returns the wait when it was already spent.
+    pub async fn failed(
+        &self,
+        store: &Store,
+        login: &str,
+        ip: Option<IpAddr>,
+    ) -> ApiResult<Option<u64>> {
+        let mut keys = vec![(login_key(login), self.login)];
+        keys.extend(ip.map(|ip| (ip_key(ip), self.ip)));
+        let wait = store
+            .run(move |s| s.throttle_spend(&keys, now_ms()))
+            .await
+            .map_err(ApiError::from)?;
+        Ok(wait.map(whole_secs))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baithak_test_support::TestDb;
 
-    #[test]
-    fn blocks_a_login_after_its_burst_and_not_others() {
+    #[actix_rt::test]
+    async fn blocks_a_login_after_its_burst_and_not_others() {
+        let db = TestDb::sqlite();
         let l = LoginLimiter::new(LoginLimits {
             per_login_burst: 3,
             per_login_period: Duration::from_secs(60),
@@ -139,18 +123,33 @@ mod tests {
             per_ip_period: Duration::from_secs(1),
         });
         let ip: IpAddr = [10, 0, 0, 1].into();
-        assert_eq!(l.failed("ravi", Some(ip)), None);
-        assert_eq!(l.failed("ravi", Some(ip)), None);
-        assert_eq!(l.failed("ravi", Some(ip)), None);
-        assert!(l.blocked("ravi", Some(ip)).is_none());
-        let wait = l.failed("ravi", Some(ip)).unwrap();
-        assert!((1..=60).contains(&wait));
-        assert!(l.blocked("ravi", None).is_some());
-        assert!(l.blocked("sita", Some(ip)).is_none());
+        for _ in 0..3 {
+            assert_eq!(l.failed(&db.store, "ravi", Some(ip)).await.unwrap(), None);
+        }
+        assert!(
+            l.blocked(&db.store, "ravi", Some(ip))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let wait = l
+            .failed(&db.store, "ravi", Some(ip))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(l.blocked(&db.store, "ravi", None).await.unwrap().is_some());
+        assert!(
+            l.blocked(&db.store, "sita", Some(ip))
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
-    #[test]
-    fn blocks_an_address_spraying_logins() {
+    #[actix_rt::test]
+    async fn blocks_an_address_spraying_logins() {
+        let db = TestDb::sqlite();
         let l = LoginLimiter::new(LoginLimits {
             per_login_burst: 100,
             per_login_period: Duration::from_secs(1),
@@ -158,10 +157,25 @@ mod tests {
             per_ip_period: Duration::from_secs(30),
         });
         let ip: IpAddr = [10, 0, 0, 2].into();
-        assert!(l.failed("a", Some(ip)).is_none());
-        assert!(l.failed("b", Some(ip)).is_none());
-        assert!(l.failed("c", Some(ip)).is_some());
-        assert!(l.blocked("d", Some(ip)).is_some());
-        assert!(l.blocked("d", Some([10, 0, 0, 3].into())).is_none());
+        let s = &db.store;
+        assert!(l.failed(s, "a", Some(ip)).await.unwrap().is_none());
+        assert!(l.failed(s, "b", Some(ip)).await.unwrap().is_none());
+        assert!(l.failed(s, "c", Some(ip)).await.unwrap().is_some());
+        assert!(l.blocked(s, "d", Some(ip)).await.unwrap().is_some());
+        assert!(
+            l.blocked(s, "d", Some([10, 0, 0, 3].into()))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn waits_round_up_to_whole_seconds() {
+        assert_eq!(whole_secs(1), 1);
+        assert_eq!(whole_secs(1000), 1);
+        assert_eq!(whole_secs(1001), 2);
+        assert_eq!(whole_secs(0), 1);
+        assert!(login_key(&"x".repeat(10_000)).len() < 80);
     }
 }

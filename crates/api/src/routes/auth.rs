@@ -62,7 +62,7 @@ pub async fn login(
     }
     let login = body.login.trim().to_lowercase();
     let ip = req.peer_addr().map(|a| a.ip());
-    if let Some(wait) = state.limiter.blocked(&login, ip) {
+    if let Some(wait) = state.limiter.blocked(&state.store, &login, ip).await? {
         return Err(ApiError::TooManyRequests {
             retry_after_secs: wait,
         });
@@ -82,7 +82,7 @@ pub async fn login(
     let user = match found {
         Some((user, _)) if ok && user.active => user,
         _ => {
-            if let Some(wait) = state.limiter.failed(&login, ip) {
+            if let Some(wait) = state.limiter.failed(&state.store, &login, ip).await? {
                 return Err(ApiError::TooManyRequests {
                     retry_after_secs: wait,
                 });
