@@ -184,8 +184,11 @@ impl SharedParts {
     /// `max_age` (an upload that long untouched has expired on every replica).
     /// Returns how many uploads' pieces went.
     pub async fn delete_stale(&self, max_age: Duration) -> Result<usize, BlobError> {
-        let cutoff = chrono::Utc::now()
-            - chrono::Duration::from_std(max_age).unwrap_or(chrono::Duration::MAX);
+        let cutoff = chrono::Duration::from_std(max_age)
+            .ok()
+            .and_then(|age| chrono::Utc::now().checked_sub_signed(age));
+        // An age beyond the calendar: nothing can be that old.
+        let Some(cutoff) = cutoff else { return Ok(0) };
         let mut newest: HashMap<String, chrono::DateTime<chrono::Utc>> = HashMap::new();
         let mut all = self.store.list(Some(&Path::from(PREFIX)));
         while let Some(meta) = all.try_next().await? {

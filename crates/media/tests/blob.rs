@@ -42,31 +42,24 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     out
 }
 
-#[tokio::test]
-async fn local_round_trip() {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("blobs/not/yet/there");
-    let store = BlobStore::local(&root).unwrap();
-
+/// What every blob store must do with a photo: nothing there at first, stored (twice,
+/// harmlessly), read back, a rendition beside it, the rendition deleted (twice,
+/// harmlessly). Returns the photo's digest; the original stays.
+async fn round_trip(store: &BlobStore) -> baithak_media::Sha256 {
     let bytes = common::photo("gps/DSCN0010.jpg");
     let sha = sha256_of(&bytes);
     assert!(!store.exists(Variant::Original, &sha).await.unwrap());
     assert_eq!(store.get(Variant::Original, &sha).await.unwrap(), None);
-
-    store
-        .put(Variant::Original, &sha, bytes.clone())
-        .await
-        .unwrap();
-    // Same content, same key: harmless.
-    store
-        .put(Variant::Original, &sha, bytes.clone())
-        .await
-        .unwrap();
+    for _ in 0..2 {
+        store
+            .put(Variant::Original, &sha, bytes.clone())
+            .await
+            .unwrap();
+    }
     store
         .put(Variant::Thumb, &sha, b"thumb".to_vec())
         .await
         .unwrap();
-
     assert!(store.exists(Variant::Original, &sha).await.unwrap());
     assert!(store.exists(Variant::Thumb, &sha).await.unwrap());
     assert!(!store.exists(Variant::Display, &sha).await.unwrap());
@@ -78,21 +71,24 @@ async fn local_round_trip() {
         &store.get(Variant::Thumb, &sha).await.unwrap().unwrap()[..],
         b"thumb"
     );
-
-    let hex = sha.to_string();
-    assert_eq!(
-        files_under(&root),
-        vec![
-            format!("original/{}/{}/{hex}", &hex[..2], &hex[2..4]),
-            format!("thumb/{}/{}/{hex}.jpg", &hex[..2], &hex[2..4]),
-        ],
-        "no staging files left behind"
-    );
-
     store.delete(Variant::Thumb, &sha).await.unwrap();
     store.delete(Variant::Thumb, &sha).await.unwrap();
     assert_eq!(store.get(Variant::Thumb, &sha).await.unwrap(), None);
     assert!(store.exists(Variant::Original, &sha).await.unwrap());
+    sha
+}
+
+#[tokio::test]
+async fn local_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("blobs/not/yet/there");
+    let store = BlobStore::local(&root).unwrap();
+    let hex = round_trip(&store).await.to_string();
+    assert_eq!(
+        files_under(&root),
+        vec![format!("original/{}/{}/{hex}", &hex[..2], &hex[2..4])],
+        "no staging files left behind"
+    );
 }
 
 #[tokio::test]
@@ -120,34 +116,42 @@ async fn originals_must_match_their_digest() {
     assert_eq!(files_under(tmp.path()), vec!["upload.tmp".to_string()]);
 }
 
-#[tokio::test]
-async fn put_file_small_and_large() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = BlobStore::local(tmp.path().join("store")).unwrap();
-    for len in [
-        0usize,
-        1,
-        200_000,
-        8 * 1024 * 1024,
-        8 * 1024 * 1024 + 1,
-        19 * 1024 * 1024 + 5,
-    ] {
+/// Stores files of these lengths (each twice, harmlessly) and reads each back whole.
+async fn put_files(store: &BlobStore, dir: &std::path::Path, lens: &[usize]) {
+    for &len in lens {
         let data = pseudo_random(len, len as u64);
         let sha = sha256_of(&data);
-        let file = tmp.path().join(format!("in-{len}"));
+        let file = dir.join(format!("in-{len}"));
         std::fs::write(&file, &data).unwrap();
-        store
-            .put_file(Variant::Original, &sha, &file)
-            .await
-            .unwrap();
-        store
-            .put_file(Variant::Original, &sha, &file)
-            .await
-            .unwrap();
+        for _ in 0..2 {
+            store
+                .put_file(Variant::Original, &sha, &file)
+                .await
+                .unwrap();
+        }
         let back = store.get(Variant::Original, &sha).await.unwrap().unwrap();
         assert_eq!(back.len(), len);
         assert!(back == data, "content differs for {len} bytes");
     }
+}
+
+#[tokio::test]
+async fn put_file_small_and_large() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(tmp.path().join("store")).unwrap();
+    put_files(
+        &store,
+        tmp.path(),
+        &[
+            0,
+            1,
+            200_000,
+            8 * 1024 * 1024,
+            8 * 1024 * 1024 + 1,
+            19 * 1024 * 1024 + 5,
+        ],
+    )
+    .await;
     let leftovers: Vec<String> = files_under(&tmp.path().join("store"))
         .into_iter()
         .filter(|f| f.contains('#'))
@@ -175,18 +179,30 @@ fn s3_without_a_bucket_is_a_config_error() {
     assert!(matches!(err, BlobError::Config(_)), "{err}");
 }
 
-#[tokio::test]
-async fn a_moving_put_takes_the_file_itself_on_a_local_store() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = BlobStore::local(tmp.path().join("store")).unwrap();
-    let data = pseudo_random(200_000, 3);
+/// Writes `len` pseudo-random bytes to a file in `dir` and hands it to a moving put;
+/// returns the file's path, the digest and the bytes.
+async fn moving_put(
+    store: &BlobStore,
+    dir: &std::path::Path,
+    len: usize,
+    seed: u64,
+) -> (std::path::PathBuf, baithak_media::Sha256, Vec<u8>) {
+    let data = pseudo_random(len, seed);
     let sha = sha256_of(&data);
-    let file = tmp.path().join("incoming.part");
+    let file = dir.join("incoming.part");
     std::fs::write(&file, &data).unwrap();
     store
         .put_moving_file(Variant::Original, &sha, &file)
         .await
         .unwrap();
+    (file, sha, data)
+}
+
+#[tokio::test]
+async fn a_moving_put_takes_the_file_itself_on_a_local_store() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(tmp.path().join("store")).unwrap();
+    let (file, sha, data) = moving_put(&store, tmp.path(), 200_000, 3).await;
     assert!(!file.exists(), "the file was moved, not copied");
     assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
     assert_eq!(
@@ -213,14 +229,7 @@ async fn a_moving_put_takes_the_file_itself_on_a_local_store() {
 async fn a_moving_put_elsewhere_copies_and_checks_the_digest() {
     let tmp = tempfile::tempdir().unwrap();
     let store = BlobStore::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
-    let data = pseudo_random(1000, 5);
-    let sha = sha256_of(&data);
-    let file = tmp.path().join("incoming.part");
-    std::fs::write(&file, &data).unwrap();
-    store
-        .put_moving_file(Variant::Original, &sha, &file)
-        .await
-        .unwrap();
+    let (file, sha, data) = moving_put(&store, tmp.path(), 1000, 5).await;
     assert!(file.exists(), "nothing to move it to");
     assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
     let err = store
@@ -252,16 +261,8 @@ async fn s3_round_trip() {
     let store = s3_store(&bucket);
     let tmp = tempfile::tempdir().unwrap();
 
+    round_trip(&store).await;
     let bytes = common::photo("gps/DSCN0010.jpg");
-    let sha = sha256_of(&bytes);
-    assert!(!store.exists(Variant::Original, &sha).await.unwrap());
-    assert_eq!(store.get(Variant::Original, &sha).await.unwrap(), None);
-    store
-        .put(Variant::Original, &sha, bytes.clone())
-        .await
-        .unwrap();
-    assert!(store.exists(Variant::Original, &sha).await.unwrap());
-    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == bytes);
     let wrong = store
         .put(Variant::Original, &sha256_of(b"x"), bytes.clone())
         .await
@@ -269,28 +270,15 @@ async fn s3_round_trip() {
     assert!(matches!(wrong, BlobError::DigestMismatch { .. }), "{wrong}");
 
     // Files above the multipart threshold go up in parts and come back whole.
-    for len in [200_000usize, 8 * 1024 * 1024 + 1, 19 * 1024 * 1024 + 5] {
-        let data = pseudo_random(len, len as u64);
-        let sha = sha256_of(&data);
-        let file = tmp.path().join(format!("in-{len}"));
-        std::fs::write(&file, &data).unwrap();
-        store
-            .put_file(Variant::Original, &sha, &file)
-            .await
-            .unwrap();
-        let back = store.get(Variant::Original, &sha).await.unwrap().unwrap();
-        assert!(back == data, "content differs for {len} bytes");
-    }
+    put_files(
+        &store,
+        tmp.path(),
+        &[200_000, 8 * 1024 * 1024 + 1, 19 * 1024 * 1024 + 5],
+    )
+    .await;
 
     // A moving put has nothing to move into: it copies and keeps the file.
-    let data = pseudo_random(50_000, 9);
-    let sha = sha256_of(&data);
-    let file = tmp.path().join("incoming.part");
-    std::fs::write(&file, &data).unwrap();
-    store
-        .put_moving_file(Variant::Original, &sha, &file)
-        .await
-        .unwrap();
+    let (file, sha, data) = moving_put(&store, tmp.path(), 50_000, 9).await;
     assert!(file.exists());
     assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
 

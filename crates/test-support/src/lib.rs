@@ -1,6 +1,7 @@
 //! Test helpers: every test gets its own database — a SQLite file in a temp folder or a
 //! fresh PostgreSQL database — migrated and dropped afterwards, so tests run in
-//! parallel without seeing each other's rows.
+//! parallel without seeing each other's rows; and, where it needs one, its own bucket
+//! on a real S3 API ([`s3`]).
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
