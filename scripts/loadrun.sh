@@ -2,6 +2,7 @@
 # Load run: baithak serve (release) + baithak-sim, no faults, one photo per meeting,
 # each device syncing meeting by meeting (its photo, then its own push).
 # usage (from the repo root): scripts/loadrun.sh BACKEND(sqlite|postgres) PHOTODIR DEVICES LABEL
+# DAYS=N: offline days per device, 5 meetings each (default 4);
 # AHEAD=N: the next N meetings' photos upload while one is pushed (default 0: strictly
 # one meeting at a time, so a meeting's latency is its own photo + push);
 # BATCHED=1: all photos then one batched push per device (the app's normal sync);
@@ -25,7 +26,7 @@ spid=$!
 for _ in $(seq 1 60); do grep -q "listening on" $dir/server.out 2>/dev/null && break; sleep 0.5; done
 pw=$(grep "login admin " $dir/server.out | awk '{print $NF}')
 $BIN/baithak-sim --server http://127.0.0.1:$port --admin-login admin --admin-password "$pw" \
-  --area LKO-PC-AC1 --incharges $n --concurrency $n --days 4 --meetings-min 5 --meetings-max 5 \
+  --area LKO-PC-AC1 --incharges $n --concurrency $n --days ${DAYS:-4} --meetings-min 5 --meetings-max 5 \
   --photos-min 1 --photos-max 1 --feedback 0 --photos $photos --work-dir $dir/sim --json \
   $([ "${BATCHED:-0}" = 1 ] || echo --push-each --ahead ${AHEAD:-0}) \
   > $dir/report.json 2> $dir/sim.err

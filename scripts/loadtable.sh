@@ -2,6 +2,8 @@
 # The load-run table of BENCHMARKS.md: every backend x photo size x device count,
 # REPS times each (interleaved, so a noisy minute hits one run of each, not all runs
 # of one), then the median of each figure per configuration.
+# Each device has 4 offline days of 5 meetings, except a lone device: 40 days
+# (DAYS_ONE), so its rate is not a quarter-second sample.
 # usage (from the repo root, after `cargo build --release -p baithak -p baithak-client`):
 #   REPS=3 scripts/loadtable.sh SMALL_PHOTO_DIR BIG_PHOTO_DIR [BACKENDS...]
 # Before/after: AB="A_BIN_DIR B_BIN_DIR" runs each configuration with build A, then
@@ -17,6 +19,10 @@ out=$(mktemp /tmp/baithak-loadtable.XXXX)
 for rep in $(seq 1 "${REPS:-3}"); do
   for b in $backends; do for p in small big; do for n in 1 8 32; do
     dir=$small; [ "$p" = big ] && dir=$big
+    # A lone device's 20 meetings take a quarter of a second, which start-up effects
+    # dominate; its row is measured over 200 (40 offline days).
+    days=4; [ "$n" = 1 ] && days=${DAYS_ONE:-40}
+    export DAYS=$days
     if [ ${#builds[@]} -eq 2 ]; then
       BIN=${builds[0]} scripts/loadrun.sh "$b" "$dir" "$n" "$p-A" 2>/dev/null | tee -a "$out"
       BIN=${builds[1]} scripts/loadrun.sh "$b" "$dir" "$n" "$p-B" 2>/dev/null | tee -a "$out"
