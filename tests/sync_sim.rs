@@ -10,7 +10,8 @@ mod common;
 
 use baithak_client::sim::{FaultConfig, PhotoSource, Report, SimConfig, run_sim};
 use baithak_test_support::Kind;
-use common::{AREAS, Server, start};
+use baithak_test_support::s3::S3Bucket;
+use common::{AREAS, Server, env_refs, start, start_replica};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -27,9 +28,17 @@ fn setup(s: &Server) {
 
 async fn simulate(kind: Kind, push_each: bool) -> Report {
     let s = start(kind, &[]);
-    setup(&s);
+    simulate_on(&s, &[], push_each).await
+}
+
+/// The simulation against `s`, with the devices' requests spread over `s` and
+/// `replicas` in turn when there are any.
+async fn simulate_on(s: &Server, replicas: &[&Server], push_each: bool) -> Report {
+    let kind = s.db.kind();
+    setup(s);
     let work = tempfile::tempdir().unwrap();
     let mut cfg = SimConfig::new(s.base.clone());
+    cfg.replicas = replicas.iter().map(|r| r.base.clone()).collect();
     cfg.admin = Some(("admin".into(), SecretString::from(PW)));
     cfg.area_code = Some("LKO-AC1".into());
     cfg.incharges = 20;
@@ -136,5 +145,30 @@ async fn meeting_by_meeting_sync_through_a_lossy_network_sqlite() {
         "one push per mutation at least: {} pushes for {} meetings",
         report.pushes,
         report.meetings
+    );
+}
+
+/// Two replicas on one PostgreSQL database and one S3 bucket, each with a disk of its
+/// own, behind a balancer that sends every request to the next: uploads, their
+/// chunks, retries and duplicates land on either, and still every meeting and photo
+/// is there exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_devices_sync_across_two_replicas_and_s3() {
+    let bucket = S3Bucket::new();
+    let mut env = bucket.server_env();
+    env.push((
+        "BAITHAK_JWT_SECRET",
+        "replicas share this secret, 32+ bytes".to_owned(),
+    ));
+    let env = env_refs(&env);
+    let a = start(Kind::Postgres, &env);
+    let b = start_replica(&a, &env);
+    let report = simulate_on(&a, &[&b], false).await;
+    assert_exactly_once(&report);
+    assert!(!bucket.keys("original/").is_empty());
+    assert_eq!(
+        bucket.keys("uploads/"),
+        Vec::<String>::new(),
+        "upload pieces left"
     );
 }

@@ -420,6 +420,12 @@ pub async fn append_chunk(
                 current_offset(state, id, user).await?,
             ));
         }
+        Err(StoreError::NotFound) if state.parts.is_some() => {
+            // Another replica finished or dropped the upload while this chunk (a retry
+            // or a duplicate) was being stored: nobody would remove what it wrote.
+            discard(state, id).await?;
+            return Err(ApiError::NotFound);
+        }
         Err(e) => return Err(e.into()),
     };
     if let Some(e) = broken {

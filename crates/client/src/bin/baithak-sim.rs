@@ -30,6 +30,10 @@ struct Args {
         default_value = "http://127.0.0.1:8080"
     )]
     server: String,
+    /// Another replica of the same deployment (repeat for more): the devices'
+    /// requests are spread over the server and its replicas in turn.
+    #[arg(long = "replica", value_name = "URL")]
+    replicas: Vec<String>,
     /// An admin login; the simulator creates its in-charges (and an hq verifier) with it.
     #[arg(long, env = "BAITHAK_SIM_ADMIN_LOGIN")]
     admin_login: Option<String>,
@@ -122,6 +126,7 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
 
 fn config(args: &Args) -> Result<SimConfig> {
     let mut cfg = SimConfig::new(args.server.clone());
+    cfg.replicas = args.replicas.clone();
     cfg.admin = match (&args.admin_login, &args.admin_password) {
         (Some(l), Some(p)) => Some((l.clone(), SecretString::from(p.clone()))),
         (Some(_), None) => {

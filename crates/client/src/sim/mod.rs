@@ -42,6 +42,10 @@ use uuid::Uuid;
 pub struct SimConfig {
     /// The server, `http://host:port`.
     pub server: String,
+    /// More replicas of the same deployment (same database and object store): the
+    /// devices' requests then go through the proxy, which sends each to the next of
+    /// `server` and these in turn. Set-up and verification talk to `server`.
+    pub replicas: Vec<String>,
     /// An admin login: creates the in-charges (and an `hq` verifier).
     pub admin: Option<(String, SecretString)>,
     /// The area (by code) the created in-charges work in.
@@ -90,6 +94,7 @@ impl SimConfig {
     pub fn new(server: impl Into<String>) -> SimConfig {
         SimConfig {
             server: server.into(),
+            replicas: Vec::new(),
             admin: None,
             area_code: None,
             incharges: 20,
@@ -657,17 +662,19 @@ pub async fn run_sim(cfg: SimConfig) -> Result<Report> {
         bail!("no in-charges: give an admin login (to create them) or existing logins");
     }
 
-    let proxy = FaultProxy::start_with_timeout(
-        &cfg.server,
+    let mut upstreams = vec![cfg.server.clone()];
+    upstreams.extend(cfg.replicas.iter().cloned());
+    let proxy = FaultProxy::start_balanced(
+        &upstreams,
         cfg.faults.clone(),
         cfg.seed ^ 0xFA17,
         cfg.request_timeout,
     )
     .await
     .context("starting the fault proxy")?;
-    // Without faults the devices talk to the server directly, so a load run measures
-    // the server and not an extra hop through this process.
-    let base_url = if cfg.faults.is_off() {
+    // Without faults (and one server) the devices talk to the server directly, so a
+    // load run measures the server and not an extra hop through this process.
+    let base_url = if cfg.faults.is_off() && cfg.replicas.is_empty() {
         cfg.server.trim_end_matches('/').to_owned()
     } else {
         proxy.url()

@@ -9,7 +9,8 @@
 //! - delayed (held for up to `delay_max` before forwarding),
 //! - or its answer dropped (forwarded and answered, the answer thrown away).
 //!
-//! Only loopback traffic: the upstream is the server under test.
+//! Only loopback traffic: the upstream is the server under test (or its replicas,
+//! taken in turn as a load balancer would).
 
 use bytes::Bytes;
 use futures_util::stream;
@@ -24,7 +25,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -119,7 +120,11 @@ fn bump(c: &AtomicU64) {
 }
 
 struct State {
-    upstream: String,
+    /// The server, or several replicas of one deployment taken in turn per request
+    /// (a load balancer without stickiness: a chunk, its retry and its duplicate may
+    /// each reach another replica).
+    upstreams: Vec<String>,
+    next: AtomicUsize,
     http: reqwest::Client,
     faults: FaultConfig,
     enabled: AtomicBool,
@@ -212,9 +217,11 @@ impl State {
             .path_and_query()
             .map(|p| p.as_str())
             .unwrap_or("/");
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.upstreams.len().max(1);
+        let upstream = self.upstreams.get(i).map_or("", String::as_str);
         let mut rb = self
             .http
-            .request(parts.method.clone(), format!("{}{path}", self.upstream));
+            .request(parts.method.clone(), format!("{upstream}{path}"));
         for (name, value) in &parts.headers {
             if !hop_by_hop(name) {
                 rb = rb.header(name.clone(), value.clone());
@@ -348,6 +355,23 @@ impl FaultProxy {
         seed: u64,
         timeout: Duration,
     ) -> std::io::Result<Self> {
+        Self::start_balanced(&[upstream.to_owned()], faults, seed, timeout).await
+    }
+
+    /// As [`FaultProxy::start_with_timeout`], sending each request to the next of
+    /// `upstreams` in turn, as a load balancer in front of replicas would.
+    pub async fn start_balanced(
+        upstreams: &[String],
+        faults: FaultConfig,
+        seed: u64,
+        timeout: Duration,
+    ) -> std::io::Result<Self> {
+        if upstreams.is_empty() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the proxy needs at least one upstream",
+            ));
+        }
         faults
             .validate()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
@@ -356,7 +380,11 @@ impl FaultProxy {
             .build()
             .map_err(std::io::Error::other)?;
         let state = Arc::new(State {
-            upstream: upstream.trim_end_matches('/').to_owned(),
+            upstreams: upstreams
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .collect(),
+            next: AtomicUsize::new(0),
             http,
             faults,
             enabled: AtomicBool::new(true),
