@@ -10,7 +10,7 @@ mod common;
 use baithak_media::sha256_of;
 use baithak_test_support::Kind;
 use baithak_test_support::s3::S3Bucket;
-use common::{AREAS, Server, env_refs, read, start, start_replica};
+use common::{AREAS, Server, env_refs, read, start, start_two_replicas};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -813,13 +813,64 @@ async fn resumable_upload_on_s3_survives_cuts() {
 #[tokio::test]
 async fn replicas_share_resumable_uploads() {
     let bucket = S3Bucket::new();
-    let mut env = bucket.server_env();
-    env.push((
-        "BAITHAK_JWT_SECRET",
-        "replicas share this secret, 32+ bytes".to_owned(),
-    ));
-    let env = env_refs(&env);
-    let a = start(Kind::Postgres, &env);
-    let b = start_replica(&a, &env);
+    let (a, b) = start_two_replicas(&bucket);
     resumable_flow(&a, &b, Some(&bucket)).await;
+}
+
+/// The object store is down (nothing listens at its address): a photo gets a 503
+/// with `Retry-After` within seconds, and nothing is recorded.
+#[tokio::test]
+async fn an_unreachable_object_store_is_503_not_a_hang() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [
+        ("BAITHAK_BLOB_STORE", "s3".to_owned()),
+        ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("AWS_BUCKET", "nowhere".to_owned()),
+        ("AWS_REGION", "us-east-1".to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".to_owned()),
+    ];
+    let s = start(Kind::Sqlite, &env_refs(&env));
+    setup(&s);
+    let ravi = s.token("ravi", PW).await;
+    let bytes = photo("gps/DSCN0010.jpg");
+    let sha = hex(&bytes);
+    let started = Instant::now();
+    let res = s
+        .http
+        .put(s.url(&format!("/v1/media/{sha}")))
+        .bearer_auth(&ravi)
+        .header("content-type", "image/jpeg")
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    let (st, _) = s
+        .call(Method::GET, &format!("/v1/media/{sha}"), Some(&ravi), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "nothing recorded");
+
+    // A resumable chunk: refused the same way, the offset unmoved.
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(&ravi),
+            Some(json!({"sha256": sha, "length": bytes.len()})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+    let (st, _, _) = patch_chunk(&s, &ravi, &id, 0, &bytes[..50_000]).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(upload_head(&s, &ravi, &id).await.1, Some(0));
 }

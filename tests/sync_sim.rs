@@ -11,7 +11,7 @@ mod common;
 use baithak_client::sim::{FaultConfig, PhotoSource, Report, SimConfig, run_sim};
 use baithak_test_support::Kind;
 use baithak_test_support::s3::S3Bucket;
-use common::{AREAS, Server, env_refs, start, start_replica};
+use common::{AREAS, Server, start, start_two_replicas};
 use secrecy::SecretString;
 use std::time::Duration;
 
@@ -155,14 +155,7 @@ async fn meeting_by_meeting_sync_through_a_lossy_network_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_devices_sync_across_two_replicas_and_s3() {
     let bucket = S3Bucket::new();
-    let mut env = bucket.server_env();
-    env.push((
-        "BAITHAK_JWT_SECRET",
-        "replicas share this secret, 32+ bytes".to_owned(),
-    ));
-    let env = env_refs(&env);
-    let a = start(Kind::Postgres, &env);
-    let b = start_replica(&a, &env);
+    let (a, b) = start_two_replicas(&bucket);
     let report = simulate_on(&a, &[&b], false).await;
     assert_exactly_once(&report);
     assert!(!bucket.keys("original/").is_empty());

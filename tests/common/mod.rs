@@ -3,6 +3,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use baithak_test_support::s3::S3Bucket;
 use baithak_test_support::{Kind, TestDb};
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -228,4 +229,18 @@ impl Drop for Server {
 /// `extra_env` for [`start`] from owned values (e.g. an S3 bucket's settings).
 pub fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+/// Two replicas of one deployment on PostgreSQL: one database, `bucket` as their blob
+/// store, one JWT secret, a data dir each.
+pub fn start_two_replicas(bucket: &S3Bucket) -> (Server, Server) {
+    let mut env = bucket.server_env();
+    env.push((
+        "BAITHAK_JWT_SECRET",
+        "replicas share this secret, 32+ bytes".to_owned(),
+    ));
+    let env = env_refs(&env);
+    let a = start(Kind::Postgres, &env);
+    let b = start_replica(&a, &env);
+    (a, b)
 }

@@ -270,7 +270,7 @@ fn ingest_error(e: PoolError) -> ApiError {
     }
 }
 
-fn blob_error(e: BlobError) -> ApiError {
+pub(crate) fn blob_error(e: BlobError) -> ApiError {
     match e {
         // The object store (S3, the disk behind the local one) failed: retryable.
         BlobError::Store(cause) => ApiError::Unavailable {

@@ -333,7 +333,7 @@ async fn write_pieces(
             parts
                 .put(&key, start + at, piece)
                 .await
-                .map_err(ApiError::internal)
+                .map_err(photos::blob_error)
         }
     })
     .await
@@ -347,7 +347,7 @@ async fn discard(state: &AppState, id: Uuid) -> ApiResult<()> {
         return parts
             .delete(&id.simple().to_string())
             .await
-            .map_err(ApiError::internal);
+            .map_err(photos::blob_error);
     }
     let path = part_path(state, id);
     blocking(move || match std::fs::remove_file(&path) {
@@ -485,7 +485,7 @@ async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiR
                     discard(state, upload.id).await?;
                     return Err(ApiError::NotFound);
                 }
-                Err(PartsError::Store(e)) => return Err(ApiError::internal(e)),
+                Err(PartsError::Store(e)) => return Err(photos::blob_error(e)),
             }
         }
     };
@@ -661,7 +661,7 @@ pub async fn sweep_expired_uploads(state: &AppState) -> ApiResult<usize> {
         strays += parts
             .delete_stale(part_max_age)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(photos::blob_error)?;
     }
     if dropped > 0 || strays > 0 {
         tracing::info!(dropped, strays, "swept expired uploads");
