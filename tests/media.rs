@@ -817,16 +817,11 @@ async fn replicas_share_resumable_uploads() {
     resumable_flow(&a, &b, Some(&bucket)).await;
 }
 
-/// The object store is down (nothing listens at its address): a photo gets a 503
-/// with `Retry-After` within seconds, and nothing is recorded.
-#[tokio::test]
-async fn an_unreachable_object_store_is_503_not_a_hang() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let env = [
+/// A photo while the object store at `port` cannot store it: a 503 with
+/// `Retry-After` within `within`, and nothing recorded; a resumable chunk likewise,
+/// its offset unmoved.
+async fn object_store_down(port: u16, extra: &[(&'static str, String)], within: Duration) {
+    let mut env = vec![
         ("BAITHAK_BLOB_STORE", "s3".to_owned()),
         ("AWS_ENDPOINT", format!("http://127.0.0.1:{port}")),
         ("AWS_BUCKET", "nowhere".to_owned()),
@@ -835,6 +830,7 @@ async fn an_unreachable_object_store_is_503_not_a_hang() {
         ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
         ("AWS_VIRTUAL_HOSTED_STYLE_REQUEST", "false".to_owned()),
     ];
+    env.extend(extra.iter().cloned());
     let s = start(Kind::Sqlite, &env_refs(&env));
     setup(&s);
     let ravi = s.token("ravi", PW).await;
@@ -853,7 +849,7 @@ async fn an_unreachable_object_store_is_503_not_a_hang() {
     let took = started.elapsed();
     assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(res.headers().contains_key("retry-after"));
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(took < within, "took {took:?}");
     let (st, _) = s
         .call(Method::GET, &format!("/v1/media/{sha}"), Some(&ravi), None)
         .await;
@@ -873,4 +869,35 @@ async fn an_unreachable_object_store_is_503_not_a_hang() {
     let (st, _, _) = patch_chunk(&s, &ravi, &id, 0, &bytes[..50_000]).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(upload_head(&s, &ravi, &id).await.1, Some(0));
+}
+
+/// Nothing listens at the object store's address.
+#[tokio::test]
+async fn an_unreachable_object_store_is_503_not_a_hang() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    object_store_down(port, &[], Duration::from_secs(20)).await;
+}
+
+/// The object store takes connections and never answers: each request gives up after
+/// `AWS_TIMEOUT`, and the retries stop 15 s after the first try.
+#[tokio::test]
+async fn a_silent_object_store_is_503_not_a_hang() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    object_store_down(
+        port,
+        &[("AWS_TIMEOUT", "2s".to_owned())],
+        Duration::from_secs(20),
+    )
+    .await;
 }

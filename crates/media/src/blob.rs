@@ -23,7 +23,9 @@ use futures_util::stream::{BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{GetResultPayload, ObjectStore, PutPayload, WriteMultipart};
+use object_store::{
+    BackoffConfig, GetResultPayload, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
+};
 use tokio::io::AsyncReadExt;
 
 use crate::hash::{Sha256, Sha256Hasher};
@@ -215,8 +217,17 @@ impl BlobStore {
     /// `AWS_DEFAULT_REGION`, and for MinIO `AWS_ENDPOINT=http://host:9000`.
     /// An `http://` endpoint is allowed without also setting `AWS_ALLOW_HTTP`,
     /// since naming a plain-HTTP endpoint is already an explicit choice.
+    /// `AWS_TIMEOUT` bounds one request to the bucket (default 30 s).
     pub fn s3_from_env() -> Result<Self, BlobError> {
-        let mut builder = AmazonS3Builder::from_env();
+        // object_store retries for up to three minutes by default; a phone waiting for
+        // its upload's answer gives up long before, and its retry would then queue
+        // behind the first attempt. Retries stop 15 s after the first try: an
+        // unreachable bucket is a 503 with Retry-After in seconds, not minutes.
+        let mut builder = AmazonS3Builder::from_env().with_retry(RetryConfig {
+            backoff: BackoffConfig::default(),
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(15),
+        });
         let http_endpoint = ["AWS_ENDPOINT", "AWS_ENDPOINT_URL"]
             .iter()
             .filter_map(|k| std::env::var(k).ok())
