@@ -91,6 +91,26 @@ pub enum BlobError {
     Store(#[from] object_store::Error),
 }
 
+impl BlobError {
+    pub(crate) fn io(path: &FsPath, source: std::io::Error) -> Self {
+        BlobError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Runs blocking file work off the async threads; a task that died is an I/O
+/// error on `path`.
+async fn blocking<T: Send + 'static>(
+    path: &FsPath,
+    f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(BlobError::io(path, std::io::Error::other(e.to_string()))))
+}
+
 /// Files up to this size go up in one request; S3 multipart parts must be at
 /// least 5 MiB anyway, and one request is cheaper than three.
 const SINGLE_PUT_MAX: u64 = 8 * 1024 * 1024;
@@ -194,10 +214,7 @@ impl BlobStore {
     /// directories before it returns, so an acknowledged blob survives a power cut.
     pub fn local(dir: impl AsRef<FsPath>) -> Result<Self, BlobError> {
         let dir = dir.as_ref();
-        let io_err = |source| BlobError::Io {
-            path: dir.to_path_buf(),
-            source,
-        };
+        let io_err = |source| BlobError::io(dir, source);
         std::fs::create_dir_all(dir).map_err(io_err)?;
         let root = std::fs::canonicalize(dir).map_err(io_err)?;
         let fs = Arc::new(LocalFileSystem::new_with_prefix(&root)?);
@@ -276,10 +293,7 @@ impl BlobStore {
         path: impl AsRef<FsPath>,
     ) -> Result<(), BlobError> {
         let path = path.as_ref();
-        let io_err = |source| BlobError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io_err = |source| BlobError::io(path, source);
         let mut file = tokio::fs::File::open(path).await.map_err(io_err)?;
         let len = file.metadata().await.map_err(io_err)?.len();
 
@@ -339,13 +353,10 @@ impl BlobStore {
         if let Some(disk) = &self.local {
             let target = disk.fs.path_to_filesystem(&kind.path(sha))?;
             let from = path.to_path_buf();
-            let moved = tokio::task::spawn_blocking(move || move_into_place(&from, &target))
-                .await
-                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-                .map_err(|source| BlobError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+            let moved = blocking(path, move || {
+                move_into_place(&from, &target).map_err(|e| BlobError::io(&from, e))
+            })
+            .await?;
             if moved {
                 return self.make_durable(kind, sha).await;
             }
@@ -417,12 +428,7 @@ impl BlobStore {
         let disk = Arc::clone(disk);
         let sha = *sha;
         let task_path = file.clone();
-        tokio::task::spawn_blocking(move || disk.sync_blob(kind, &sha, &task_path))
-            .await
-            .map_err(|e| BlobError::Io {
-                path: file.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        blocking(&file, move || disk.sync_blob(kind, &sha, &task_path)).await
     }
 }
 
@@ -432,10 +438,7 @@ impl LocalDisk {
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         std::fs::File::open(path)
             .and_then(|f| f.sync_all())
-            .map_err(|source| BlobError::Io {
-                path: path.to_path_buf(),
-                source,
-            })
+            .map_err(|source| BlobError::io(path, source))
     }
 
     /// fsyncs `file` (the blob of `kind` for `sha`) and its directory, then each

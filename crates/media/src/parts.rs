@@ -72,13 +72,6 @@ pub enum PartsError {
     Store(#[from] BlobError),
 }
 
-fn io_error(path: &FsPath, source: std::io::Error) -> BlobError {
-    BlobError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 impl SharedParts {
     pub(crate) fn new(store: Arc<dyn ObjectStore>) -> SharedParts {
         SharedParts { store }
@@ -128,7 +121,7 @@ impl SharedParts {
         let pieces = self.pieces(upload).await?;
         let mut file = tokio::fs::File::create(dest)
             .await
-            .map_err(|e| io_error(dest, e))?;
+            .map_err(|e| BlobError::io(dest, e))?;
         let mut hasher = Sha256Hasher::new();
         let mut at = 0u64;
         while at < length {
@@ -156,10 +149,12 @@ impl SharedParts {
                 return Err(PartsError::Gap { at });
             };
             hasher.update(slice);
-            file.write_all(slice).await.map_err(|e| io_error(dest, e))?;
+            file.write_all(slice)
+                .await
+                .map_err(|e| BlobError::io(dest, e))?;
             at = end;
         }
-        file.flush().await.map_err(|e| io_error(dest, e))?;
+        file.flush().await.map_err(|e| BlobError::io(dest, e))?;
         Ok(hasher.finish())
     }
 

@@ -47,17 +47,16 @@ impl Store {
         write_tx!(self, |c| {
             let mut wait = None;
             for (key, budget) in keys {
-                diesel::insert_into(login_throttle::table)
+                // Creates the row or takes its lock, and reads it: two replicas
+                // counting failures of one key queue here instead of losing one.
+                let tat: i64 = diesel::insert_into(login_throttle::table)
                     .values((
                         login_throttle::key.eq(key),
                         login_throttle::tat_ms.eq(now_ms),
                         login_throttle::blocked_until_ms.eq(0),
                     ))
-                    .on_conflict_do_nothing()
-                    .execute(c)?;
-                // Reads the row under its lock: two replicas counting failures of one
-                // key queue here instead of losing one of them.
-                let tat: i64 = diesel::update(login_throttle::table.find(key))
+                    .on_conflict(login_throttle::key)
+                    .do_update()
                     .set(login_throttle::tat_ms.eq(login_throttle::tat_ms))
                     .returning(login_throttle::tat_ms)
                     .get_result(c)?;

@@ -6,7 +6,7 @@
 //! slowed by the limiter. A blocked login or address is refused before any password
 //! work, so a guessing run costs the server one indexed read once it is blocked.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use baithak_store::{Budget, Store};
 use std::net::IpAddr;
 use std::time::Duration;
@@ -84,10 +84,7 @@ impl LoginLimiter {
     ) -> ApiResult<Option<u64>> {
         let mut keys = vec![login_key(login)];
         keys.extend(ip.map(ip_key));
-        let wait = store
-            .run(move |s| s.throttle_wait(&keys, now_ms()))
-            .await
-            .map_err(ApiError::from)?;
+        let wait = store.run(move |s| s.throttle_wait(&keys, now_ms())).await?;
         Ok(wait.map(whole_secs))
     }
 
@@ -102,8 +99,7 @@ impl LoginLimiter {
         keys.extend(ip.map(|ip| (ip_key(ip), self.ip)));
         let wait = store
             .run(move |s| s.throttle_spend(&keys, now_ms()))
-            .await
-            .map_err(ApiError::from)?;
+            .await?;
         Ok(wait.map(whole_secs))
     }
 }
