@@ -10,6 +10,7 @@ use baithak_domain::{AreaCode, AreaId, AreaKind, AreaPath, UserId};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = areas)]
@@ -33,6 +34,60 @@ pub struct Area {
     pub kind: AreaKind,
     pub parent_id: Option<AreaId>,
     pub path: AreaPath,
+}
+
+/// What never changes about an area once it exists: what it is and where it sits in
+/// the tree. Imports only add areas or rename them and nothing deletes one, so these
+/// facts can be kept in memory by every replica without going stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AreaPlace {
+    pub id: AreaId,
+    pub kind: AreaKind,
+    pub path: AreaPath,
+}
+
+impl From<&Area> for AreaPlace {
+    fn from(a: &Area) -> Self {
+        AreaPlace {
+            id: a.id,
+            kind: a.kind,
+            path: a.path.clone(),
+        }
+    }
+}
+
+/// The places of areas this process has looked up. Every push and feedback checks its
+/// area's place, which would otherwise be a query each time (two for a meeting).
+#[derive(Debug, Default)]
+pub(crate) struct AreaPlaces(RwLock<HashMap<AreaId, AreaPlace>>);
+
+/// Far above any organisation's tree (a state has tens of thousands of booths); past
+/// it lookups still work, they just are not remembered.
+const MAX_CACHED_PLACES: usize = 200_000;
+
+impl AreaPlaces {
+    fn get(&self, id: AreaId) -> Option<AreaPlace> {
+        let map = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        map.get(&id).cloned()
+    }
+
+    fn remember(&self, place: &AreaPlace) {
+        let mut map = self.0.write().unwrap_or_else(PoisonError::into_inner);
+        if map.len() < MAX_CACHED_PLACES {
+            map.insert(place.id, place.clone());
+        }
+    }
+
+    /// The place of area `id`, from memory or through `c` (`NotFound` when there is
+    /// no such area; an unknown id is not remembered, as it may be created later).
+    pub(crate) fn lookup<C: AreaConn>(&self, c: &mut C, id: AreaId) -> Result<AreaPlace> {
+        if let Some(place) = self.get(id) {
+            return Ok(place);
+        }
+        let place = AreaPlace::from(&c.area_by_id(id)?);
+        self.remember(&place);
+        Ok(place)
+    }
 }
 
 fn corrupt(what: &str, id: &str) -> StoreError {
@@ -198,6 +253,15 @@ macro_rules! import_tx {
 impl Store {
     pub fn area(&self, id: AreaId) -> Result<Area> {
         with_conn!(self, |c| c.area_by_id(id))
+    }
+
+    /// The area's kind and path, which is all scope checks need; remembered after the
+    /// first lookup (see [`AreaPlace`]).
+    pub fn area_place(&self, id: AreaId) -> Result<AreaPlace> {
+        if let Some(place) = self.area_places.get(id) {
+            return Ok(place);
+        }
+        with_conn!(self, |c| self.area_places.lookup(c, id))
     }
 
     pub fn area_by_code(&self, code: &str) -> Result<Area> {

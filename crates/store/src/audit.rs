@@ -1,7 +1,7 @@
 //! The append-only, hash-chained audit log. Every state change appends an entry in the
 //! same transaction as the change, so the log and the data cannot disagree.
 
-use crate::db::{Store, with_conn};
+use crate::db::{Prepared, Store, with_conn};
 use crate::error::{Result, StoreError};
 use crate::schema::{audit_head, audit_log};
 use baithak_domain::UserId;
@@ -62,22 +62,37 @@ pub struct AuditVerification {
     pub first_bad_seq: Option<i64>,
 }
 
-fn entry_hash(r: &AuditRecord) -> String {
-    let mut h = Sha256::new();
+const AT_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
+
+/// Length-prefixed so no two different field splits hash alike.
+fn hash_part(h: &mut Sha256, part: &str) {
+    h.update((part.len() as u64).to_be_bytes());
+    h.update(part.as_bytes());
+}
+
+/// The fields of an entry that follow `prev_hash` and `seq` in its hash, already in
+/// [`hash_part`]'s framing (PostgreSQL appends them to the two it reads itself).
+fn hashed_tail(r: &AuditRecord) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128 + r.detail.len());
     for part in [
-        r.prev_hash.as_str(),
-        &r.seq.to_string(),
-        &r.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+        r.at.format(AT_FORMAT).to_string().as_str(),
         r.actor_id.as_deref().unwrap_or(""),
         &r.action,
         &r.entity_type,
         &r.entity_id,
         &r.detail,
     ] {
-        // Length-prefixed so no two different field splits hash alike.
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
+        out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        out.extend_from_slice(part.as_bytes());
     }
+    out
+}
+
+fn entry_hash(r: &AuditRecord) -> String {
+    let mut h = Sha256::new();
+    hash_part(&mut h, &r.prev_hash);
+    hash_part(&mut h, &r.seq.to_string());
+    h.update(hashed_tail(r));
     hex::encode(h.finalize())
 }
 
@@ -89,7 +104,14 @@ pub(crate) trait AuditConn {
 
 /// The entry `ev` becomes at `seq` after `prev_hash`, with its hash computed.
 fn chained(ev: &AuditEvent, at: NaiveDateTime, seq: i64, prev_hash: String) -> AuditRecord {
-    let mut rec = AuditRecord {
+    let mut rec = chained_at(ev, at, seq, prev_hash);
+    rec.hash = entry_hash(&rec);
+    rec
+}
+
+/// The entry `ev` becomes at `seq` after `prev_hash`, hash not yet computed.
+fn chained_at(ev: &AuditEvent, at: NaiveDateTime, seq: i64, prev_hash: String) -> AuditRecord {
+    AuditRecord {
         seq,
         at,
         actor_id: ev.actor_id.map(|u| u.to_string()),
@@ -99,27 +121,18 @@ fn chained(ev: &AuditEvent, at: NaiveDateTime, seq: i64, prev_hash: String) -> A
         detail: ev.detail.to_string(),
         prev_hash,
         hash: String::new(),
-    };
-    rec.hash = entry_hash(&rec);
-    rec
-}
-
-/// Takes the chain's next place (the head row's lock, held to commit) and builds the
-/// entry for it; the two backends differ only in how they write it.
-macro_rules! next_entry {
-    ($c:expr, $ev:expr, $at:expr) => {{
-        let (seq, prev_hash): (i64, String) = diesel::update(audit_head::table.find(1))
-            .set(audit_head::seq.eq(audit_head::seq + 1))
-            .returning((audit_head::seq, audit_head::hash))
-            .get_result($c)?;
-        chained($ev, $at, seq, prev_hash)
-    }};
+    }
 }
 
 impl AuditConn for diesel::SqliteConnection {
     fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord> {
         let c = self;
-        let rec = next_entry!(c, ev, at);
+        // Taking the chain's next place locks the head row until commit.
+        let (seq, prev_hash): (i64, String) = diesel::update(audit_head::table.find(1))
+            .set(audit_head::seq.eq(audit_head::seq + 1))
+            .returning((audit_head::seq, audit_head::hash))
+            .get_result(c)?;
+        let rec = chained(ev, at, seq, prev_hash);
         diesel::update(audit_head::table.find(1))
             .set(audit_head::hash.eq(&rec.hash))
             .execute(c)?;
@@ -130,29 +143,60 @@ impl AuditConn for diesel::SqliteConnection {
     }
 }
 
+#[derive(QueryableByName)]
+struct ChainPlace {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq: i64,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    prev_hash: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    hash: String,
+}
+
 impl AuditConn for diesel::PgConnection {
-    // The head's new hash and the entry go in one statement: audit appends happen
-    // while the meeting lock is held, where each round trip makes other pushes wait.
+    // One statement instead of two (take the head, then write the entry and the new
+    // head): audit appends happen while the meeting lock is held, where each round
+    // trip makes other pushes wait. PostgreSQL hashes the entry itself, from the head
+    // it locks and the rest of the entry framed here; the result is checked against
+    // this code's own hash before the transaction can commit.
+    //
+    // Under READ COMMITTED the `FOR UPDATE` waits for a concurrent appender and then
+    // reads the head it committed, and the UPDATE follows that same newest version.
     fn append_audit(&mut self, ev: &AuditEvent, at: NaiveDateTime) -> Result<AuditRecord> {
-        use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+        use diesel::sql_types::{Binary, Nullable, Text, Timestamp};
         let c = self;
-        let rec = next_entry!(c, ev, at);
-        diesel::sql_query(
-            "WITH h AS (UPDATE audit_head SET hash = $9 WHERE id = 1) \
+        let mut rec = chained_at(ev, at, 0, String::new());
+        let place: ChainPlace = Prepared(diesel::sql_query(
+            "WITH prev AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM audit_head \
+                           WHERE id = 1 FOR UPDATE), \
+                  e AS (SELECT seq, prev_hash, encode(sha256( \
+                            int8send(octet_length(prev_hash)::int8) || convert_to(prev_hash, 'UTF8') \
+                            || int8send(octet_length(seq::text)::int8) || convert_to(seq::text, 'UTF8') \
+                            || $7), 'hex') AS hash FROM prev), \
+                  h AS (UPDATE audit_head SET seq = e.seq, hash = e.hash FROM e \
+                        WHERE audit_head.id = 1) \
              INSERT INTO audit_log \
              (seq, at, actor_id, action, entity_type, entity_id, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             SELECT e.seq, $1, $2, $3, $4, $5, $6, e.prev_hash, e.hash FROM e \
+             RETURNING seq, prev_hash, hash",
         )
-        .bind::<BigInt, _>(rec.seq)
         .bind::<Timestamp, _>(rec.at)
         .bind::<Nullable<Text>, _>(&rec.actor_id)
         .bind::<Text, _>(&rec.action)
         .bind::<Text, _>(&rec.entity_type)
         .bind::<Text, _>(&rec.entity_id)
         .bind::<Text, _>(&rec.detail)
-        .bind::<Text, _>(&rec.prev_hash)
-        .bind::<Text, _>(&rec.hash)
-        .execute(c)?;
+        .bind::<Binary, _>(hashed_tail(&rec)))
+        .get_result(c)?;
+        rec.seq = place.seq;
+        rec.prev_hash = place.prev_hash;
+        rec.hash = entry_hash(&rec);
+        if rec.hash != place.hash {
+            return Err(StoreError::Corrupt(format!(
+                "audit entry {}: the database hashed it as {}, this server as {}",
+                rec.seq, place.hash, rec.hash
+            )));
+        }
         Ok(rec)
     }
 }

@@ -1,6 +1,7 @@
 //! Connections: backend selection by URL scheme, SQLite's required pragmas, pools,
 //! migrations, and the two macros through which every query reaches a connection.
 
+use crate::areas::AreaPlaces;
 use crate::error::{Result, StoreError};
 use crate::photo_index::PhotoIndex;
 use diesel::connection::SimpleConnection;
@@ -101,6 +102,40 @@ macro_rules! write_tx {
 
 pub(crate) use {with_conn, write_tx};
 
+/// A PostgreSQL statement written as SQL text (`sql_query`), prepared once per
+/// connection and kept like diesel's own DSL queries. Diesel never caches those (it
+/// cannot tell a fixed text from one built per call), so each run would be parsed and
+/// planned again in a round trip of its own. Use it only for fixed SQL text, and
+/// only with `get_result`/`load`: `execute` loses the wrapper on its way to the cache.
+pub(crate) struct Prepared<Q>(pub Q);
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Prepared<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &diesel::pg::Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+// No static id: the statement cache then keys by the SQL text and bind types.
+impl<Q> diesel::query_builder::QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q> RunQueryDsl<PgConnection> for Prepared<Q> {}
+
 #[derive(Debug)]
 struct SqlitePragmas {
     busy_timeout: Duration,
@@ -149,6 +184,7 @@ fn sqlite_path(url: &str) -> Option<PathBuf> {
 pub struct Store {
     pools: Pools,
     pub(crate) photo_index: Arc<PhotoIndex>,
+    pub(crate) area_places: Arc<AreaPlaces>,
 }
 
 impl Store {
@@ -189,6 +225,7 @@ impl Store {
         Ok(Store {
             pools: Pools::Sqlite(pool, Arc::new(Mutex::new(()))),
             photo_index: Arc::default(),
+            area_places: Arc::default(),
         })
     }
 
@@ -213,6 +250,7 @@ impl Store {
         Ok(Store {
             pools: Pools::Pg(pool),
             photo_index: Arc::default(),
+            area_places: Arc::default(),
         })
     }
 

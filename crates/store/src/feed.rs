@@ -19,7 +19,7 @@
 //! that appenders serialise on one row from their append to their commit, which is
 //! why callers append changes at the end of their transaction.
 
-use crate::db::{Store, with_conn, write_tx};
+use crate::db::{Prepared, Store, with_conn, write_tx};
 use crate::error::{Result, StoreError};
 use crate::schema::{changes, feed_head};
 use crate::sync::SyncTx;
@@ -142,17 +142,19 @@ impl FeedAppend for diesel::PgConnection {
     fn append_change_row(&mut self, change: &NewChange, now: NaiveDateTime) -> Result<i64> {
         use diesel::sql_types::{Nullable, Text, Timestamp};
         let row = change_row(change, 0, now);
-        let out: SeqRow = diesel::sql_query(
-            "WITH s AS (UPDATE feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq) \
+        let out: SeqRow = Prepared(
+            diesel::sql_query(
+                "WITH s AS (UPDATE feed_head SET seq = seq + 1 WHERE id = 1 RETURNING seq) \
              INSERT INTO changes (seq, kind, user_id, area_path, entity_id, data, created_at) \
              SELECT s.seq, $1, $2, $3, $4, $5, $6 FROM s RETURNING seq",
+            )
+            .bind::<Text, _>(&row.kind)
+            .bind::<Nullable<Text>, _>(&row.user_id)
+            .bind::<Nullable<Text>, _>(&row.area_path)
+            .bind::<Text, _>(&row.entity_id)
+            .bind::<Text, _>(&row.data)
+            .bind::<Timestamp, _>(row.created_at),
         )
-        .bind::<Text, _>(&row.kind)
-        .bind::<Nullable<Text>, _>(&row.user_id)
-        .bind::<Nullable<Text>, _>(&row.area_path)
-        .bind::<Text, _>(&row.entity_id)
-        .bind::<Text, _>(&row.data)
-        .bind::<Timestamp, _>(row.created_at)
         .get_result(self)?;
         Ok(out.seq)
     }

@@ -259,10 +259,16 @@ impl Store {
                 ))
                 .on_conflict_do_nothing()
                 .execute(c)?;
-            let stored: MediaRow = media::table
-                .find(&new.sha256)
-                .select(MediaRow::as_select())
-                .first(c)?;
+            // The row just inserted is what the database holds (times are already
+            // truncated to its microseconds), so only the loser reads the winner's.
+            let stored = if inserted > 0 {
+                row
+            } else {
+                media::table
+                    .find(&new.sha256)
+                    .select(MediaRow::as_select())
+                    .first(c)?
+            };
             Ok((MediaRecord::try_from(stored)?, inserted > 0))
         })
     }

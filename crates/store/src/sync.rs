@@ -15,10 +15,9 @@
 //! meeting's verdict and the `quota_days` rows, appends `changes`, and returns the
 //! result JSON that the ledger stores. If the hook fails, nothing is written.
 
-use crate::areas::AreaConn;
 use crate::audit::{AuditConn, AuditEvent};
 use crate::compliance::{PolicyRecord, PolicyRow, QuotaDay, QuotaDayRow, parse_quota_days};
-use crate::db::{Store, impl_both, with_conn, write_tx};
+use crate::db::{Prepared, Store, impl_both, with_conn, write_tx};
 use crate::error::{Result, StoreError};
 use crate::feed::{FeedAppend, NewChange};
 use crate::feedback::{FeedbackRow, FeedbackWrite};
@@ -666,8 +665,9 @@ impl PutQuotaDay for diesel::PgConnection {
     fn put_quota_day_row(&mut self, day: &QuotaDay) -> Result<bool> {
         use diesel::sql_types::{Bool, Integer, Text, Timestamp};
         let row = QuotaDayRow::from(day);
-        let written: Vec<Written> = diesel::sql_query(
-            "INSERT INTO quota_days \
+        let written: Vec<Written> = Prepared(
+            diesel::sql_query(
+                "INSERT INTO quota_days \
              (incharge_id, day, counted, submitted, status, target_met, is_final, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (incharge_id, day) DO UPDATE SET \
@@ -679,15 +679,16 @@ impl PutQuotaDay for diesel::PgConnection {
              (EXCLUDED.counted, EXCLUDED.submitted, EXCLUDED.status, \
              EXCLUDED.target_met, EXCLUDED.is_final) \
              RETURNING true AS written",
+            )
+            .bind::<Text, _>(&row.incharge_id)
+            .bind::<Text, _>(&row.day)
+            .bind::<Integer, _>(row.counted)
+            .bind::<Integer, _>(row.submitted)
+            .bind::<Text, _>(&row.status)
+            .bind::<Bool, _>(row.target_met)
+            .bind::<Bool, _>(row.is_final)
+            .bind::<Timestamp, _>(row.updated_at),
         )
-        .bind::<Text, _>(&row.incharge_id)
-        .bind::<Text, _>(&row.day)
-        .bind::<Integer, _>(row.counted)
-        .bind::<Integer, _>(row.submitted)
-        .bind::<Text, _>(&row.status)
-        .bind::<Bool, _>(row.target_met)
-        .bind::<Bool, _>(row.is_final)
-        .bind::<Timestamp, _>(row.updated_at)
         .load(self)?;
         Ok(written.iter().any(|w| w.written))
     }
@@ -1017,7 +1018,7 @@ impl Store {
             let missing = SyncTx::missing_media(c, &photos)?;
             // Likewise an area's id and path never change (imports add areas or rename
             // them) and areas are never deleted.
-            let area = match c.area_by_id(w.area_id) {
+            let area = match self.area_places.lookup(c, w.area_id) {
                 Err(StoreError::NotFound) => None,
                 other => Some(other?),
             };
@@ -1245,7 +1246,7 @@ impl Store {
                     .first(c)?;
                 return Ok(prior.replay(ledger));
             }
-            let area = match c.area_by_id(w.constituency_id) {
+            let area = match self.area_places.lookup(c, w.constituency_id) {
                 Err(StoreError::NotFound) => {
                     return Err(StoreError::Invalid("constituency does not exist".into()));
                 }

@@ -122,6 +122,34 @@ both_backends!(fn reimport_is_idempotent_and_a_bad_row_imports_nothing(db) {
     assert!(s.import_areas(&outside, Some(&lko.path), None, &|_| {}).is_err());
 });
 
+both_backends!(fn area_places_match_the_tree_and_survive_renames(db) {
+    let s = &db.store;
+    seed(s);
+    let seat = s.area_by_code("LKO-S").unwrap();
+    for _ in 0..2 {
+        // The first call reads the database, the second is answered from memory.
+        let place = s.area_place(seat.id).unwrap();
+        assert_eq!((place.id, place.kind, &place.path), (seat.id, seat.kind, &seat.path));
+    }
+    assert!(matches!(
+        s.area_place(baithak_domain::AreaId(uuid::Uuid::now_v7())),
+        Err(StoreError::NotFound)
+    ));
+    let renamed = parse_area_csv(
+        "code,name,kind,parent_code\nLKO-S,Lucknow Central,constituency,LKO\nNEW1,New,constituency,KNP\n"
+            .as_bytes(),
+    )
+    .unwrap();
+    let summary = s.import_areas(&renamed, None, None, &|_| {}).unwrap();
+    assert_eq!((summary.created, summary.renamed), (1, 1));
+    assert_eq!(s.area(seat.id).unwrap().name, "Lucknow Central");
+    assert_eq!(s.area_place(seat.id).unwrap().path, seat.path);
+    // An area added after others were remembered is found like any other.
+    let new = s.area_by_code("NEW1").unwrap();
+    let place = s.area_place(new.id).unwrap();
+    assert_eq!((place.kind, place.path), (new.kind, new.path));
+});
+
 both_backends!(fn users_are_unique_scoped_and_updatable(db) {
     let s = &db.store;
     seed(s);

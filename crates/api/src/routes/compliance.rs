@@ -64,7 +64,7 @@ async fn view_area(state: &AppState, user: &AuthUser, area: Option<Uuid>) -> Api
     let Some(id) = area else {
         return Ok(user.scope.clone());
     };
-    match state.store.run(move |s| s.area(AreaId(id))).await {
+    match state.store.run(move |s| s.area_place(AreaId(id))).await {
         Ok(a) if user.can_see(&a.path) => Ok(a.path),
         Ok(_) | Err(StoreError::NotFound) => Err(ApiError::NotFound),
         Err(e) => Err(e.into()),

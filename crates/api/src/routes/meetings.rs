@@ -161,7 +161,7 @@ pub async fn list(
         }
     }
     if let Some(area) = q.area_id {
-        let found = state.store.run(move |s| s.area(AreaId(area))).await;
+        let found = state.store.run(move |s| s.area_place(AreaId(area))).await;
         match found {
             Ok(a) if user.can_see(&a.path) => filter.area = Some(a.path),
             Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::NotFound),

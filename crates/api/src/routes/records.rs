@@ -110,7 +110,7 @@ pub async fn feedback_summary(
 ) -> ApiResult<HttpResponse> {
     user.require(&[Role::Coordinator, Role::Hq])?;
     let id = AreaId(q.constituency_id);
-    let seat = match state.store.run(move |s| s.area(id)).await {
+    let seat = match state.store.run(move |s| s.area_place(id)).await {
         Ok(a) if user.can_see(&a.path) => a,
         Ok(_) | Err(StoreError::NotFound) => return Err(ApiError::NotFound),
         Err(e) => return Err(e.into()),

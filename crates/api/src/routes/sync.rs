@@ -204,7 +204,7 @@ async fn meeting_upsert(
         Err(errs) => return Ok(invalid(id, errs.into_iter().map(Into::into).collect())),
     };
     let area_id = input.area_id;
-    let area = match ctx.state.store.run(move |s| s.area(area_id)).await {
+    let area = match ctx.state.store.run(move |s| s.area_place(area_id)).await {
         Ok(a) => Some(a),
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),
@@ -324,7 +324,7 @@ async fn feedback_create(
         Err(errs) => return Ok(invalid(id, errs.into_iter().map(Into::into).collect())),
     };
     let cid = input.constituency_id;
-    let seat = match ctx.state.store.run(move |s| s.area(cid)).await {
+    let seat = match ctx.state.store.run(move |s| s.area_place(cid)).await {
         Ok(a) => Some(a),
         Err(StoreError::NotFound) => None,
         Err(e) => return Err(e.into()),

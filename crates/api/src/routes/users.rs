@@ -36,7 +36,7 @@ fn parse_role(field: &str, raw: &str) -> Result<Role, ValidationError> {
 /// The area must exist and lie in the actor's scope; both failures read the same so
 /// that area ids outside the scope cannot be probed.
 async fn area_in_scope(state: &AppState, actor: &AuthUser, id: Uuid) -> ApiResult<()> {
-    let area = state.store.run(move |s| s.area(AreaId(id))).await;
+    let area = state.store.run(move |s| s.area_place(AreaId(id))).await;
     match area {
         Ok(a) if actor.can_see(&a.path) => Ok(()),
         Ok(_) | Err(StoreError::NotFound) => {
