@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = areas)]
+#[diesel(table_name = areas, treat_none_as_default_value = false)]
 struct AreaRow {
     id: String,
     code: String,

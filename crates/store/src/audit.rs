@@ -41,7 +41,7 @@ impl AuditEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = audit_log)]
+#[diesel(table_name = audit_log, treat_none_as_default_value = false)]
 pub struct AuditRecord {
     pub seq: i64,
     pub at: NaiveDateTime,

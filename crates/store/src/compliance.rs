@@ -55,7 +55,7 @@ impl QuotaDay {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
-#[diesel(table_name = quota_days)]
+#[diesel(table_name = quota_days, treat_none_as_default_value = false)]
 pub(crate) struct QuotaDayRow {
     pub(crate) incharge_id: String,
     pub(crate) day: String,
@@ -144,7 +144,7 @@ pub struct PolicyRecord {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = policy)]
+#[diesel(table_name = policy, treat_none_as_default_value = false)]
 pub(crate) struct PolicyRow {
     pub(crate) id: i32,
     pub(crate) body: String,
@@ -201,7 +201,7 @@ pub struct ReviewRecord {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = reviews)]
+#[diesel(table_name = reviews, treat_none_as_default_value = false)]
 struct ReviewRow {
     id: String,
     incharge_id: String,

@@ -102,24 +102,28 @@ macro_rules! write_tx {
 
 pub(crate) use {with_conn, write_tx};
 
-/// A PostgreSQL statement written as SQL text (`sql_query`), prepared once per
-/// connection and kept like diesel's own DSL queries. Diesel never caches those (it
-/// cannot tell a fixed text from one built per call), so each run would be parsed and
-/// planned again in a round trip of its own. Use it only for fixed SQL text, and
-/// only with `get_result`/`load`: `execute` loses the wrapper on its way to the cache.
+/// A statement of fixed SQL text that diesel would not keep prepared: `sql_query`, and
+/// every `UPDATE` (its text can depend on which fields a changeset skips). On
+/// PostgreSQL each run of those is parsed and planned again, in a round trip of its
+/// own; wrapped, it is prepared once per connection like diesel's other queries.
+/// Use it only where the text cannot vary between calls, and only with
+/// `get_result`/`load`: `execute` loses the wrapper on its way to the cache.
+///
+/// Struct inserts say `treat_none_as_default_value = false` for the same reason:
+/// diesel's default binds each field as "this value or DEFAULT", which it never
+/// caches on PostgreSQL (and no column has a default that a `None` should get).
 pub(crate) struct Prepared<Q>(pub Q);
 
-impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
-    diesel::query_builder::QueryFragment<diesel::pg::Pg> for Prepared<Q>
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Prepared<Q>
+where
+    DB: diesel::backend::Backend,
+    Q: diesel::query_builder::QueryFragment<DB>,
 {
-    fn walk_ast<'b>(
-        &'b self,
-        pass: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
-    ) -> QueryResult<()> {
+    fn walk_ast<'b>(&'b self, pass: diesel::query_builder::AstPass<'_, 'b, DB>) -> QueryResult<()> {
         self.0.walk_ast(pass)
     }
 
-    fn is_safe_to_cache_prepared(&self, _backend: &diesel::pg::Pg) -> QueryResult<bool> {
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> QueryResult<bool> {
         Ok(true)
     }
 }
@@ -134,7 +138,7 @@ impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Prepared<
     type SqlType = Q::SqlType;
 }
 
-impl<Q> RunQueryDsl<PgConnection> for Prepared<Q> {}
+impl<Q, C> RunQueryDsl<C> for Prepared<Q> {}
 
 #[derive(Debug)]
 struct SqlitePragmas {

@@ -65,7 +65,7 @@ pub struct FeedViewer {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = changes)]
+#[diesel(table_name = changes, treat_none_as_default_value = false)]
 pub(crate) struct ChangeRow {
     pub(crate) seq: i64,
     pub(crate) kind: String,

@@ -41,7 +41,7 @@ pub struct FeedbackRecord {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = feedback)]
+#[diesel(table_name = feedback, treat_none_as_default_value = false)]
 pub(crate) struct FeedbackRow {
     pub(crate) id: String,
     pub(crate) incharge_id: String,

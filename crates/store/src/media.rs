@@ -66,7 +66,7 @@ pub struct MediaRecord {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = media)]
+#[diesel(table_name = media, treat_none_as_default_value = false)]
 pub(crate) struct MediaRow {
     sha256: String,
     media_type: String,

@@ -3,7 +3,7 @@
 //! in `sync.rs`, which owns the idempotency ledger.
 
 use crate::audit::{AuditConn, AuditEvent};
-use crate::db::{Store, impl_both, with_conn, write_tx};
+use crate::db::{Prepared, Store, impl_both, with_conn, write_tx};
 use crate::error::{Result, StoreError};
 use crate::schema::{meeting_head, meeting_photos, meetings};
 use crate::sync::{IndexedTx, SyncTx, lock_and_catch_up};
@@ -60,7 +60,7 @@ pub struct MeetingRecord {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = meetings)]
+#[diesel(table_name = meetings, treat_none_as_default_value = false)]
 pub(crate) struct MeetingRow {
     pub(crate) id: String,
     pub(crate) incharge_id: String,
@@ -237,17 +237,21 @@ impl_both!(MeetingConn {
     }
 
     fn lock_meetings(&mut self) -> Result<i64> {
-        Ok(diesel::update(meeting_head::table.find(1))
-            .set(meeting_head::seq.eq(meeting_head::seq))
-            .returning(meeting_head::seq)
-            .get_result(self)?)
+        Ok(Prepared(
+            diesel::update(meeting_head::table.find(1))
+                .set(meeting_head::seq.eq(meeting_head::seq))
+                .returning(meeting_head::seq),
+        )
+        .get_result(self)?)
     }
 
     fn next_record_seq(&mut self) -> Result<i64> {
-        Ok(diesel::update(meeting_head::table.find(1))
-            .set(meeting_head::seq.eq(meeting_head::seq + 1))
-            .returning(meeting_head::seq)
-            .get_result(self)?)
+        Ok(Prepared(
+            diesel::update(meeting_head::table.find(1))
+                .set(meeting_head::seq.eq(meeting_head::seq + 1))
+                .returning(meeting_head::seq),
+        )
+        .get_result(self)?)
     }
 });
 

@@ -14,7 +14,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = device_sessions)]
+#[diesel(table_name = device_sessions, treat_none_as_default_value = false)]
 struct SessionRow {
     id: String,
     user_id: String,
@@ -28,7 +28,7 @@ struct SessionRow {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = refresh_tokens)]
+#[diesel(table_name = refresh_tokens, treat_none_as_default_value = false)]
 struct TokenRow {
     token_hash: String,
     session_id: String,

@@ -62,7 +62,7 @@ pub struct LedgerEntry {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = mutation_ledger)]
+#[diesel(table_name = mutation_ledger, treat_none_as_default_value = false)]
 struct LedgerRow {
     device_id: String,
     mutation_id: String,
@@ -800,18 +800,21 @@ impl_both!(SyncTx {
         counted: bool,
         flags_json: &str,
     ) -> Result<bool> {
-        let n = diesel::update(
-            meetings::table
-                .find(id.to_string())
-                .filter(meetings::counted.ne(counted).or(meetings::flags.ne(flags_json))),
+        let changed: Vec<String> = Prepared(
+            diesel::update(
+                meetings::table
+                    .find(id.to_string())
+                    .filter(meetings::counted.ne(counted).or(meetings::flags.ne(flags_json))),
+            )
+            .set((
+                meetings::counted.eq(counted),
+                meetings::flags.eq(flags_json),
+                meetings::updated_at.eq(now_utc()),
+            ))
+            .returning(meetings::id),
         )
-        .set((
-            meetings::counted.eq(counted),
-            meetings::flags.eq(flags_json),
-            meetings::updated_at.eq(now_utc()),
-        ))
-        .execute(self)?;
-        Ok(n > 0)
+        .load(self)?;
+        Ok(!changed.is_empty())
     }
 
     fn quota_day(&mut self, incharge_id: UserId, day: &str) -> Result<Option<QuotaDay>> {

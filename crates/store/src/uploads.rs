@@ -42,7 +42,7 @@ impl UploadRecord {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
-#[diesel(table_name = uploads)]
+#[diesel(table_name = uploads, treat_none_as_default_value = false)]
 struct UploadRow {
     id: String,
     user_id: String,
