@@ -6,6 +6,8 @@
 # AHEAD=N: the next N meetings' photos upload while one is pushed (default 0: strictly
 # one meeting at a time, so a meeting's latency is its own photo + push);
 # BATCHED=1: all photos then one batched push per device (the app's normal sync);
+# PG_URL_PARAMS=...: appended to the PostgreSQL URL, e.g. "?sslmode=disable" (libpq's
+# default on a server with TLS on, as Debian's is, encrypts even a loopback connection);
 # SERVER_WRAP prefixes the server command (e.g. "perf record -g -o /tmp/perf.data"),
 # which makes the RSS figure the wrapper's.
 set -u
@@ -15,7 +17,7 @@ dir=$(mktemp -d /tmp/baithak-load.XXXX)
 if [ "$backend" = postgres ]; then
   db="bload_$(date +%s%N)"
   psql -q -h 127.0.0.1 -U postgres -c "CREATE DATABASE $db" postgres
-  url="postgres://postgres@127.0.0.1:5432/$db"
+  url="postgres://postgres@127.0.0.1:5432/$db${PG_URL_PARAMS:-}"
 else
   url="sqlite://$dir/baithak.db"
 fi

@@ -55,6 +55,7 @@ async fn simulate_on(s: &Server, replicas: &[&Server], push_each: bool) -> Repor
     // Small thresholds so that both upload paths, and resuming, are exercised.
     cfg.resumable_threshold = 48 * 1024;
     cfg.chunk_size = 16 * 1024;
+    cfg.max_chunk_size = 32 * 1024;
     cfg.work_dir = work.path().to_path_buf();
     cfg.seed = 20_261_124;
     cfg.push_each = push_each;

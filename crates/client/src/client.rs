@@ -27,10 +27,14 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// How long a resumable-upload chunk should take at the rate the last one went: short
+/// enough to stay far inside the request timeout on a slow link.
+pub const CHUNK_SECONDS: f64 = 5.0;
 
 /// The resumable-upload offset header (requests and `HEAD`/`409` answers).
 pub const UPLOAD_OFFSET: HeaderName = HeaderName::from_static("upload-offset");
@@ -47,8 +51,15 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Photos larger than this go through a resumable upload; smaller ones are one `PUT`.
     pub resumable_threshold: u64,
-    /// Bytes per resumable-upload chunk.
+    /// Bytes of a resumable upload's first chunk, and of the next one after any chunk
+    /// fails. While chunks get through, later ones grow towards what the link moves in
+    /// [`CHUNK_SECONDS`], up to `max_chunk_size`: on a good network a photo goes in one
+    /// or two requests instead of one per `chunk_size` (each a round trip that costs a
+    /// phone far more than the bytes). Nothing is lost by a big chunk that breaks: the
+    /// server keeps every byte that arrived, and the upload resumes after them.
     pub chunk_size: usize,
+    /// Largest resumable-upload chunk (see `chunk_size`).
+    pub max_chunk_size: usize,
     /// Shown to the user's devices list; sent at login.
     pub device_name: Option<String>,
     /// Refresh this long before the access token expires rather than wait for a 401.
@@ -64,6 +75,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             resumable_threshold: 512 * 1024,
             chunk_size: 256 * 1024,
+            max_chunk_size: 8 * 1024 * 1024,
             device_name: None,
             refresh_margin: Duration::from_secs(30),
         }
@@ -306,6 +318,9 @@ struct Inner {
     tokens: Arc<dyn TokenStore>,
     credentials: Mutex<Option<Credentials>>,
     rng: Mutex<StdRng>,
+    /// The next resumable-upload chunk's size; shared by every upload of this client,
+    /// as the network they cross is the same.
+    chunk: AtomicUsize,
 }
 
 /// A cheap-to-clone handle; clones share the session.
@@ -383,6 +398,9 @@ impl ApiClient {
         let session = if pending { None } else { session };
         let mut opts = opts;
         opts.base_url = opts.base_url.trim_end_matches('/').to_owned();
+        opts.chunk_size = opts.chunk_size.max(1);
+        opts.max_chunk_size = opts.max_chunk_size.max(opts.chunk_size);
+        let chunk = AtomicUsize::new(opts.chunk_size);
         Ok(ApiClient {
             inner: Arc::new(Inner {
                 http,
@@ -394,8 +412,28 @@ impl ApiClient {
                 tokens,
                 credentials: Mutex::new(None),
                 rng: Mutex::new(StdRng::from_entropy()),
+                chunk,
             }),
         })
+    }
+
+    /// Sizes the next chunk after `sent` bytes went through in `took`: what the link
+    /// moves in [`CHUNK_SECONDS`] at that rate, at most four times the last chunk (one
+    /// fast answer is a thin sample), within the options' bounds.
+    fn chunk_went_through(&self, sent: u64, took: Duration) {
+        let opts = &self.inner.opts;
+        let rate = sent as f64 / took.as_secs_f64().max(0.001);
+        let fits = (rate * CHUNK_SECONDS).min(usize::MAX as f64) as usize;
+        let next = fits
+            .min(self.inner.chunk.load(Ordering::Relaxed).saturating_mul(4))
+            .clamp(opts.chunk_size, opts.max_chunk_size);
+        self.inner.chunk.store(next, Ordering::Relaxed);
+    }
+
+    /// After a chunk that broke or missed: back to the smallest chunk.
+    fn chunk_failed(&self) {
+        let first = self.inner.opts.chunk_size;
+        self.inner.chunk.store(first, Ordering::Relaxed);
     }
 
     pub fn options(&self) -> &ClientOptions {
@@ -942,7 +980,6 @@ impl ApiClient {
         on_created: &(dyn Fn(Uuid) + Send + Sync),
     ) -> Result<UploadedPhoto> {
         let length = data.len() as u64;
-        let chunk = self.inner.opts.chunk_size.max(1) as u64;
         let max_failures = self.inner.opts.retry.max_attempts.max(1);
         let done = |media: Option<MediaInfo>, created: bool| UploadedPhoto {
             sha256: sha256.to_owned(),
@@ -996,13 +1033,25 @@ impl ApiClient {
                         None => break true,
                     }
                 }
-                let end = (offset + chunk).min(length);
+                let chunk = self.inner.chunk.load(Ordering::Relaxed).max(1) as u64;
+                let end = offset.saturating_add(chunk).min(length);
                 let slice = data.slice(
                     usize::try_from(offset).unwrap_or(usize::MAX)
                         ..usize::try_from(end).unwrap_or(usize::MAX),
                 );
                 let before = offset;
-                match self.patch_upload(id, offset, length, slice).await {
+                let started = Instant::now();
+                let outcome = self.patch_upload(id, offset, length, slice).await;
+                match &outcome {
+                    // The last chunk's answer waited for the server to store the
+                    // photo, so its time says little about the link.
+                    Ok(ChunkOutcome::Accepted(st)) if !st.complete && st.offset == end => {
+                        self.chunk_went_through(end - before, started.elapsed());
+                    }
+                    Ok(ChunkOutcome::Accepted(_)) => {}
+                    _ => self.chunk_failed(),
+                }
+                match outcome {
                     Ok(ChunkOutcome::Accepted(st)) => {
                         if st.complete {
                             return Ok(done(st.media, true));

@@ -423,6 +423,7 @@ async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
     .await;
     let mut o = opts(&mock.url);
     o.chunk_size = 30;
+    o.max_chunk_size = 30;
     o.resumable_threshold = 10;
     let c = ApiClient::new(o, "dev-1").unwrap();
     c.login("ravi", &SecretString::from("pw-123456"))
@@ -440,4 +441,63 @@ async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
             .len(),
         5
     );
+}
+
+#[tokio::test]
+async fn resumable_chunks_grow_while_they_get_through_and_shrink_after_a_cut() {
+    const LEN: usize = 300;
+    let stored = Arc::new(Mutex::new(Vec::<u8>::new()));
+    let s = stored.clone();
+    let mock = Mock::start(move |seen, log| {
+        if let Some(a) = auth(seen, log) {
+            return a;
+        }
+        let mut stored = s.lock().unwrap();
+        let status = |offset: usize| {
+            json!({"id": "0193a000-0000-7000-8000-0000000000bb", "sha256": "x",
+                   "length": LEN, "offset": offset, "complete": offset == LEN})
+        };
+        match (seen.method.as_str(), seen.path.as_str()) {
+            ("POST", "/v1/uploads") => Act::Reply(201, vec![], status(0)),
+            ("HEAD", p) if p.starts_with("/v1/uploads/") => Act::Reply(
+                200,
+                vec![("upload-offset", stored.len().to_string())],
+                Value::Null,
+            ),
+            ("PATCH", _) => {
+                let patches = log.iter().filter(|l| l.method == "PATCH").count();
+                // The third chunk breaks off after 5 bytes, which the server keeps.
+                if patches == 2 {
+                    stored.extend_from_slice(&seen.body[..5]);
+                    return Act::Hangup;
+                }
+                stored.extend_from_slice(&seen.body);
+                Act::Reply(200, vec![], status(stored.len()))
+            }
+            _ => problem(404, "not_found"),
+        }
+    })
+    .await;
+    let mut o = opts(&mock.url);
+    o.chunk_size = 20;
+    o.max_chunk_size = 100;
+    o.resumable_threshold = 10;
+    let c = ApiClient::new(o, "dev-1").unwrap();
+    c.login("ravi", &SecretString::from("pw-123456"))
+        .await
+        .unwrap();
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF];
+    jpeg.extend((3..LEN).map(|i| i as u8));
+    let up = c.upload_photo(Bytes::from(jpeg.clone())).await.unwrap();
+    assert!(up.resumable);
+    assert_eq!(*stored.lock().unwrap(), jpeg, "every byte once, in order");
+    let sizes: Vec<usize> = mock
+        .seen("/v1/uploads/0193a000-0000-7000-8000-0000000000bb")
+        .into_iter()
+        .filter(|s| s.method == "PATCH")
+        .map(|s| s.body.len())
+        .collect();
+    // Fast answers let each chunk grow fourfold up to the largest; the cut sends the
+    // next one back to the smallest, from the 105 bytes the server kept.
+    assert_eq!(sizes, [20, 80, 100, 20, 80, 95]);
 }

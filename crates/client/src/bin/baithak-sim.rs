@@ -102,8 +102,13 @@ struct Args {
     /// Photos above this many bytes use a resumable upload.
     #[arg(long, default_value_t = 512 * 1024)]
     resumable_threshold: u64,
+    /// First chunk of a resumable upload, and the size after a chunk fails.
     #[arg(long, default_value_t = 256 * 1024)]
     chunk_size: usize,
+    /// Largest chunk: later chunks grow to it while they get through (set it to
+    /// --chunk-size for fixed chunks).
+    #[arg(long, default_value_t = 8 * 1024 * 1024)]
+    max_chunk_size: usize,
     /// Longest one request may take, in seconds.
     #[arg(long, default_value_t = 60)]
     request_timeout: u64,
@@ -166,6 +171,7 @@ fn config(args: &Args) -> Result<SimConfig> {
     cfg.meetings_ahead = args.ahead;
     cfg.resumable_threshold = args.resumable_threshold;
     cfg.chunk_size = args.chunk_size;
+    cfg.max_chunk_size = args.max_chunk_size;
     cfg.request_timeout = Duration::from_secs(args.request_timeout.max(1));
     if let Some(dir) = &args.work_dir {
         cfg.work_dir = dir.clone();

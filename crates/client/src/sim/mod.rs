@@ -71,7 +71,10 @@ pub struct SimConfig {
     pub seed: u64,
     pub retry: RetryPolicy,
     pub resumable_threshold: u64,
+    /// First chunk of a resumable upload (see [`ClientOptions::chunk_size`]).
     pub chunk_size: usize,
+    /// Largest chunk, which later chunks grow to while they get through.
+    pub max_chunk_size: usize,
     /// Photos each device sends at once.
     pub upload_concurrency: usize,
     /// Syncs a device tries before giving up.
@@ -119,6 +122,7 @@ impl SimConfig {
             },
             resumable_threshold: 512 * 1024,
             chunk_size: 256 * 1024,
+            max_chunk_size: ClientOptions::default().max_chunk_size,
             upload_concurrency: 2,
             max_sync_passes: 8,
             push_each: false,
@@ -374,6 +378,7 @@ fn device_options(cfg: &SimConfig, base_url: &str, index: usize) -> ClientOption
         connect_timeout: Duration::from_secs(10),
         resumable_threshold: cfg.resumable_threshold,
         chunk_size: cfg.chunk_size,
+        max_chunk_size: cfg.max_chunk_size,
         device_name: Some(format!("sim device {index}")),
         refresh_margin: Duration::from_secs(30),
     }
