@@ -386,9 +386,12 @@ async fn a_revoked_session_seen_by_a_head_request_leads_to_a_new_login() {
     );
 }
 
-#[tokio::test]
-async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
-    const LEN: usize = 100;
+const UPLOAD_ID: &str = "0193a000-0000-7000-8000-0000000000aa";
+
+/// A server for one resumable upload of `len` bytes whose chunk number `cut` (from 0)
+/// breaks off after `kept` bytes, which the server keeps; it answers `HEAD` with what
+/// it holds. Returns the bytes it stored.
+async fn upload_server(len: usize, cut: usize, kept: usize) -> (Mock, Arc<Mutex<Vec<u8>>>) {
     let stored = Arc::new(Mutex::new(Vec::<u8>::new()));
     let s = stored.clone();
     let mock = Mock::start(move |seen, log| {
@@ -397,8 +400,8 @@ async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
         }
         let mut stored = s.lock().unwrap();
         let status = |offset: usize| {
-            json!({"id": "0193a000-0000-7000-8000-0000000000aa", "sha256": "x",
-                   "length": LEN, "offset": offset, "complete": offset == LEN})
+            json!({"id": UPLOAD_ID, "sha256": "x",
+                   "length": len, "offset": offset, "complete": offset == len})
         };
         match (seen.method.as_str(), seen.path.as_str()) {
             ("POST", "/v1/uploads") => Act::Reply(201, vec![], status(0)),
@@ -409,9 +412,8 @@ async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
             ),
             ("PATCH", _) => {
                 let patches = log.iter().filter(|l| l.method == "PATCH").count();
-                // The second chunk arrives in part and its answer is lost.
-                if patches == 1 {
-                    stored.extend_from_slice(&seen.body[..10]);
+                if patches == cut {
+                    stored.extend_from_slice(&seen.body[..kept]);
                     return Act::Hangup;
                 }
                 stored.extend_from_slice(&seen.body);
@@ -421,6 +423,20 @@ async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
         }
     })
     .await;
+    (mock, stored)
+}
+
+/// A JPEG-looking body of `len` bytes, each byte different from its neighbours.
+fn photo_bytes(len: usize) -> Vec<u8> {
+    let mut jpeg = vec![0xFF, 0xD8, 0xFF];
+    jpeg.extend((3..len).map(|i| i as u8));
+    jpeg
+}
+
+#[tokio::test]
+async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
+    // The second chunk arrives in part and its answer is lost.
+    let (mock, stored) = upload_server(100, 1, 10).await;
     let mut o = opts(&mock.url);
     o.chunk_size = 30;
     o.max_chunk_size = 30;
@@ -429,55 +445,18 @@ async fn a_resumable_upload_continues_from_the_servers_offset_after_a_cut() {
     c.login("ravi", &SecretString::from("pw-123456"))
         .await
         .unwrap();
-    let data: Vec<u8> = (0..LEN as u8).collect();
-    let mut jpeg = vec![0xFF, 0xD8, 0xFF];
-    jpeg.extend_from_slice(&data[3..]);
+    let jpeg = photo_bytes(100);
     let up = c.upload_photo(Bytes::from(jpeg.clone())).await.unwrap();
     assert!(up.resumable);
     assert_eq!(*stored.lock().unwrap(), jpeg, "every byte once, in order");
     // Four chunks (one cut) and one HEAD to learn where to resume.
-    assert_eq!(
-        mock.seen("/v1/uploads/0193a000-0000-7000-8000-0000000000aa")
-            .len(),
-        5
-    );
+    assert_eq!(mock.seen(&format!("/v1/uploads/{UPLOAD_ID}")).len(), 5);
 }
 
 #[tokio::test]
 async fn resumable_chunks_grow_while_they_get_through_and_shrink_after_a_cut() {
-    const LEN: usize = 300;
-    let stored = Arc::new(Mutex::new(Vec::<u8>::new()));
-    let s = stored.clone();
-    let mock = Mock::start(move |seen, log| {
-        if let Some(a) = auth(seen, log) {
-            return a;
-        }
-        let mut stored = s.lock().unwrap();
-        let status = |offset: usize| {
-            json!({"id": "0193a000-0000-7000-8000-0000000000bb", "sha256": "x",
-                   "length": LEN, "offset": offset, "complete": offset == LEN})
-        };
-        match (seen.method.as_str(), seen.path.as_str()) {
-            ("POST", "/v1/uploads") => Act::Reply(201, vec![], status(0)),
-            ("HEAD", p) if p.starts_with("/v1/uploads/") => Act::Reply(
-                200,
-                vec![("upload-offset", stored.len().to_string())],
-                Value::Null,
-            ),
-            ("PATCH", _) => {
-                let patches = log.iter().filter(|l| l.method == "PATCH").count();
-                // The third chunk breaks off after 5 bytes, which the server keeps.
-                if patches == 2 {
-                    stored.extend_from_slice(&seen.body[..5]);
-                    return Act::Hangup;
-                }
-                stored.extend_from_slice(&seen.body);
-                Act::Reply(200, vec![], status(stored.len()))
-            }
-            _ => problem(404, "not_found"),
-        }
-    })
-    .await;
+    // The third chunk breaks off after 5 bytes.
+    let (mock, stored) = upload_server(300, 2, 5).await;
     let mut o = opts(&mock.url);
     o.chunk_size = 20;
     o.max_chunk_size = 100;
@@ -486,13 +465,12 @@ async fn resumable_chunks_grow_while_they_get_through_and_shrink_after_a_cut() {
     c.login("ravi", &SecretString::from("pw-123456"))
         .await
         .unwrap();
-    let mut jpeg = vec![0xFF, 0xD8, 0xFF];
-    jpeg.extend((3..LEN).map(|i| i as u8));
+    let jpeg = photo_bytes(300);
     let up = c.upload_photo(Bytes::from(jpeg.clone())).await.unwrap();
     assert!(up.resumable);
     assert_eq!(*stored.lock().unwrap(), jpeg, "every byte once, in order");
     let sizes: Vec<usize> = mock
-        .seen("/v1/uploads/0193a000-0000-7000-8000-0000000000bb")
+        .seen(&format!("/v1/uploads/{UPLOAD_ID}"))
         .into_iter()
         .filter(|s| s.method == "PATCH")
         .map(|s| s.body.len())
