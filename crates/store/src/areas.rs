@@ -258,6 +258,7 @@ impl Store {
     /// The area's kind and path, which is all scope checks need; remembered after the
     /// first lookup (see [`AreaPlace`]).
     pub fn area_place(&self, id: AreaId) -> Result<AreaPlace> {
+        // Checked before `with_conn!` so a remembered area takes no pooled connection.
         if let Some(place) = self.area_places.get(id) {
             return Ok(place);
         }

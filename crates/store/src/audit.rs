@@ -89,10 +89,14 @@ fn hashed_tail(r: &AuditRecord) -> Vec<u8> {
 }
 
 fn entry_hash(r: &AuditRecord) -> String {
+    chain_hash(&r.prev_hash, r.seq, &hashed_tail(r))
+}
+
+fn chain_hash(prev_hash: &str, seq: i64, tail: &[u8]) -> String {
     let mut h = Sha256::new();
-    hash_part(&mut h, &r.prev_hash);
-    hash_part(&mut h, &r.seq.to_string());
-    h.update(hashed_tail(r));
+    hash_part(&mut h, prev_hash);
+    hash_part(&mut h, &seq.to_string());
+    h.update(tail);
     hex::encode(h.finalize())
 }
 
@@ -166,6 +170,7 @@ impl AuditConn for diesel::PgConnection {
         use diesel::sql_types::{Binary, Nullable, Text, Timestamp};
         let c = self;
         let mut rec = chained_at(ev, at, 0, String::new());
+        let tail = hashed_tail(&rec);
         let place: ChainPlace = Prepared(diesel::sql_query(
             "WITH prev AS (SELECT seq + 1 AS seq, hash AS prev_hash FROM audit_head \
                            WHERE id = 1 FOR UPDATE), \
@@ -186,11 +191,11 @@ impl AuditConn for diesel::PgConnection {
         .bind::<Text, _>(&rec.entity_type)
         .bind::<Text, _>(&rec.entity_id)
         .bind::<Text, _>(&rec.detail)
-        .bind::<Binary, _>(hashed_tail(&rec)))
+        .bind::<Binary, _>(&tail))
         .get_result(c)?;
         rec.seq = place.seq;
         rec.prev_hash = place.prev_hash;
-        rec.hash = entry_hash(&rec);
+        rec.hash = chain_hash(&rec.prev_hash, rec.seq, &tail);
         if rec.hash != place.hash {
             return Err(StoreError::Corrupt(format!(
                 "audit entry {}: the database hashed it as {}, this server as {}",
