@@ -104,8 +104,8 @@ pub fn encode_jpeg(img: &RgbImage, quality: u8) -> Result<Vec<u8>, DeriveError> 
     let h = u16::try_from(img.height()).map_err(|_| DeriveError::Encode("too tall".into()))?;
     // A q80 4:2:0 JPEG is usually well under 1 bit per pixel.
     let mut out = Vec::with_capacity(img.as_raw().len() / 8);
-    jpeg_encoder::Encoder::new(&mut out, quality)
-        .encode(img.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+    rusty_jpeg::encode::Encoder::new(&mut out, quality)
+        .encode(img.as_raw(), w, h, rusty_jpeg::encode::ColorType::Rgb)
         .map_err(|e| DeriveError::Encode(e.to_string()))?;
     Ok(out)
 }
@@ -151,6 +151,15 @@ pub(crate) fn renditions(
         None => display.clone(),
     };
     Ok(Renditions { display, thumb })
+}
+
+/// The thumbnail of an upright photo whose display is made some other way.
+///
+/// `pixels` is the photo or a reduced-scale decode of it whose stored size was
+/// `full_size`; the thumbnail's size comes from the full size either way.
+pub(crate) fn thumbnail(pixels: RgbImage, full_size: (u32, u32)) -> Result<RgbImage, DeriveError> {
+    let size = fit_within(full_size.0, full_size.1, THUMB_MAX_SIDE);
+    Ok(resize_to(&mut Resizer::new(), &pixels, size, fr::FilterType::Lanczos3)?.unwrap_or(pixels))
 }
 
 #[cfg(test)]

@@ -1,18 +1,22 @@
-//! Reduced-size JPEG decoding for photos far bigger than the display rendition.
+//! Reduced-size JPEG decoding for photos far bigger than the renditions made
+//! from their pixels.
 //!
 //! A JPEG can be decoded at 1/2, 1/4 or 1/8 scale by running a smaller IDCT
 //! on each block, which skips most of the IDCT, colour conversion and
 //! upsampling work and leaves the resize a much smaller input. Nothing shown
-//! to users is bigger than [`DISPLAY_MAX_SIDE`], so any scale that still
-//! covers it loses nothing visible. `image` decodes JPEG with zune-jpeg, which
-//! has no scaled IDCT; this uses jpeg-decoder for that one job.
+//! to users is bigger than the display rendition, so any scale that still
+//! covers it loses nothing visible; a small photo served as its own display
+//! needs pixels only for its thumbnail. `image` decodes JPEG with zune-jpeg, which
+//! has no scaled IDCT; this uses rusty_jpeg (a tuned jpeg-decoder) for that one
+//! job.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use image::RgbImage;
-use jpeg_decoder::{CodingProcess, Decoder, PixelFormat};
+use rusty_jpeg::decode::{CodingProcess, Decoder, PixelFormat};
 
-use crate::derive::{DISPLAY_MAX_SIDE, fit_within};
+use crate::derive::fit_within;
 use crate::ingest::{IngestError, IngestLimits, check_canvas};
 
 /// A JPEG decoded at reduced scale, with the size of the original it stands for.
@@ -26,27 +30,59 @@ pub struct ScaledJpeg {
     pub height: u32,
 }
 
+/// Below this many output bytes (about 0.35 MP) a decode stays on its own thread.
+const SMALL_OUTPUT_BYTES: u64 = 1 << 20;
+
+static DECODING: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts this decode among those running, for as long as it lives.
+struct InFlight {
+    count: &'static AtomicUsize,
+    /// Decodes that were already running when this one started.
+    others: usize,
+}
+
+impl InFlight {
+    fn enter(count: &'static AtomicUsize) -> InFlight {
+        InFlight {
+            count,
+            others: count.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for InFlight {
+    // Also runs when the decoder panics (the caller catches the unwind), so a
+    // malformed photo cannot leave the count high and every later decode alone on
+    // one thread.
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Decodes `jpeg` at the smallest scale whose longest side still reaches
-/// [`DISPLAY_MAX_SIDE`].
+/// `cover(width, height)`, the longest side the caller needs given the photo's
+/// full stored size (`None`: it needs full size).
 ///
-/// `Ok(None)` means "use the full-size decoder instead": the photo is too
-/// small to gain anything, in a colour format not handled here, or something
-/// jpeg-decoder could not parse (the full-size decoder then decides whether
+/// `Ok(None)` means "use the full-size decoder instead": no scale of at least
+/// 1/2 covers what is needed, the colour format is not handled here, or the
+/// scaling decoder could not parse it (the full-size decoder then decides whether
 /// it is a refusal, so both decoders' quirks cannot refuse a photo that was
 /// accepted before). `Err` is a refusal by the same canvas limits the
 /// full-size path applies, checked on the full declared size before any
 /// pixel buffer exists.
 ///
-/// Callers must run this under `catch_unwind`: jpeg-decoder panics on some
+/// Callers must run this under `catch_unwind`: the decoder panics on some
 /// malformed headers.
 pub(crate) fn decode_reduced(
     jpeg: &[u8],
     limits: &IngestLimits,
+    cover: impl FnOnce(u32, u32) -> Option<u32>,
 ) -> Result<Option<ScaledJpeg>, IngestError> {
     let mut decoder = Decoder::new(Cursor::new(jpeg));
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
     if let Err(e) = decoder.read_info() {
-        tracing::debug!(error = %e, "jpeg-decoder cannot read the header; full-size decode");
+        tracing::debug!(error = %e, "scaling decoder cannot read the header; full-size decode");
         return Ok(None);
     }
     let Some(info) = decoder.info() else {
@@ -70,8 +106,11 @@ pub(crate) fn decode_reduced(
         return Ok(None);
     }
 
-    let (target_w, target_h) = fit_within(width, height, DISPLAY_MAX_SIDE);
-    if width.max(height) < 2 * DISPLAY_MAX_SIDE - 1 {
+    let Some(side) = cover(width, height) else {
+        return Ok(None);
+    };
+    let (target_w, target_h) = fit_within(width, height, side);
+    if width.max(height) < (2 * side).saturating_sub(1) {
         return Ok(None);
     }
     let (Ok(req_w), Ok(req_h)) = (u16::try_from(target_w), u16::try_from(target_h)) else {
@@ -80,16 +119,16 @@ pub(crate) fn decode_reduced(
     let (out_w, out_h) = match decoder.scale(req_w, req_h) {
         Ok((w, h)) => (u32::from(w), u32::from(h)),
         Err(e) => {
-            tracing::debug!(error = %e, "jpeg-decoder cannot scale; full-size decode");
+            tracing::debug!(error = %e, "scaling decoder cannot scale; full-size decode");
             return Ok(None);
         }
     };
-    // The scaled image must still cover the display size, or the display
+    // The scaled image must still cover the size asked for, or the rendition
     // would be upscaled from it.
     if (out_w, out_h) == (width, height) || out_w < target_w || out_h < target_h {
         return Ok(None);
     }
-    // jpeg-decoder keeps every coefficient of a progressive JPEG at full size
+    // The decoder keeps every coefficient of a progressive JPEG at full size
     // (two bytes each) and checks only its output buffer against the limit,
     // so bound the rest here; too big goes to the decoder `image` limits.
     let scaled_bytes = u64::from(out_w) * u64::from(out_h) * channels;
@@ -102,10 +141,18 @@ pub(crate) fn decode_reduced(
         return Ok(None);
     }
 
-    let raw = match decoder.decode() {
+    // A decode left to itself hands each component's rows to a thread of its own:
+    // a lone big photo comes out sooner, but the hand-off costs about a fifth more
+    // CPU. When another decode is already running the cores are taken anyway, and
+    // for a small output (a thumbnail's worth) the hand-off costs more than it saves.
+    let in_flight = InFlight::enter(&DECODING);
+    decoder.set_single_threaded(in_flight.others > 0 || scaled_bytes < SMALL_OUTPUT_BYTES);
+    let decoded = decoder.decode();
+    drop(in_flight);
+    let raw = match decoded {
         Ok(raw) => raw,
         Err(e) => {
-            tracing::debug!(error = %e, "jpeg-decoder failed; full-size decode");
+            tracing::debug!(error = %e, "scaling decoder failed; full-size decode");
             return Ok(None);
         }
     };
@@ -124,4 +171,27 @@ pub(crate) fn decode_reduced(
             height,
         }),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::panic::catch_unwind;
+
+    #[test]
+    fn in_flight_counts_overlapping_decodes_and_forgets_a_panicked_one() {
+        static COUNT: AtomicUsize = AtomicUsize::new(0);
+        let first = InFlight::enter(&COUNT);
+        assert_eq!(first.others, 0);
+        let second = InFlight::enter(&COUNT);
+        assert_eq!(second.others, 1);
+        drop(first);
+        drop(second);
+        let panicked = catch_unwind(|| {
+            let _guard = InFlight::enter(&COUNT);
+            panic!("decoder panicked");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(InFlight::enter(&COUNT).others, 0);
+    }
 }
