@@ -11,13 +11,14 @@
 # them aside after building each commit), and prints both builds' medians and the
 # median of the per-pair rate ratios B/A. On a shared machine whose speed drifts,
 # that ratio is the figure to trust for "did it help".
+# SIZES="big" (or "small") runs one photo size only; DEVICES="1 32" a subset of counts.
 set -u
 small=$1; big=$2; shift 2
 backends=${*:-sqlite postgres}
 read -r -a builds <<< "${AB:-}"
 out=$(mktemp /tmp/baithak-loadtable.XXXX)
 for rep in $(seq 1 "${REPS:-3}"); do
-  for b in $backends; do for p in small big; do for n in 1 8 32; do
+  for b in $backends; do for p in ${SIZES:-small big}; do for n in ${DEVICES:-1 8 32}; do
     dir=$small; [ "$p" = big ] && dir=$big
     # A lone device's 20 meetings take a quarter of a second, which start-up effects
     # dominate; its row is measured over 200 (40 offline days).
