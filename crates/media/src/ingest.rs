@@ -140,11 +140,10 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
             let unscaled = source.pixels.dimensions() == source.full_size;
             let renditions = derive::renditions(source.pixels, source.full_size, orientation)
                 .map_err(invalid)?;
-            let passthrough = (upright_jpeg
-                && unscaled
-                && renditions.display.dimensions() == source.full_size)
-                .then(|| stripped_display(bytes, stored_w, stored_h))
-                .flatten();
+            let passthrough =
+                (upright_jpeg && unscaled && renditions.display.dimensions() == source.full_size)
+                    .then(|| stripped_display(bytes, stored_w, stored_h))
+                    .flatten();
             let display = match passthrough {
                 Some(display) => display,
                 None => derive::encode_jpeg(&renditions.display, JPEG_QUALITY).map_err(invalid)?,
@@ -305,7 +304,9 @@ fn decode_reduced_guarded(
 ) -> Result<Option<ScaledJpeg>, IngestError> {
     // Same reason as in `decode`: a panic on crafted input must not kill the
     // worker. Here it only costs the shortcut; `decode` has the last word.
-    match catch_unwind(AssertUnwindSafe(|| scaled::decode_reduced(bytes, limits, cover))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        scaled::decode_reduced(bytes, limits, cover)
+    })) {
         Ok(Ok(scaled)) => Ok(scaled),
         Ok(Err(refusal)) => Err(refusal),
         Err(_) => {

@@ -53,8 +53,7 @@ fn shrink_for_dct(img: &RgbImage) -> Option<RgbImage> {
         return None;
     }
     let mut dst = fr::images::Image::new(DCT_SIDE, DCT_SIDE, PixelType::U8x3);
-    let opts =
-        ResizeOptions::new().resize_alg(ResizeAlg::Convolution(fr::FilterType::Lanczos3));
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(fr::FilterType::Lanczos3));
     Resizer::new().resize(img, &mut dst, &opts).ok()?;
     RgbImage::from_raw(DCT_SIDE, DCT_SIDE, dst.into_vec())
 }
@@ -99,15 +98,25 @@ mod tests {
     #[test]
     fn shrinking_first_moves_real_photos_hashes_by_two_bits_at_most() {
         #![allow(clippy::unwrap_used)]
-        let photos = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/photos");
-        for file in ["gps/DSCN0010.jpg", "Canon_40D.jpg", "mobile/jolla.jpg", "Nikon_D70.jpg"] {
+        let photos = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/testdata/photos"
+        );
+        for file in [
+            "gps/DSCN0010.jpg",
+            "Canon_40D.jpg",
+            "mobile/jolla.jpg",
+            "Nikon_D70.jpg",
+        ] {
             let bytes = std::fs::read(format!("{photos}/{file}")).unwrap();
             let img = image::load_from_memory(&bytes).unwrap().into_rgb8();
             let (w, h) = crate::derive::fit_within(img.width(), img.height(), 320);
-            let thumb =
-                image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+            let thumb = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
             let dist = phash_distance(phash(&thumb), hasher_own(&thumb));
-            assert!(dist <= 2, "{file}: {dist} bits from image_hasher's own resize");
+            assert!(
+                dist <= 2,
+                "{file}: {dist} bits from image_hasher's own resize"
+            );
         }
     }
 }
