@@ -366,6 +366,17 @@ mod tests {
         derive::renditions(pixels, size, 1).unwrap()
     }
 
+    fn mean_abs_diff(a: &RgbImage, b: &RgbImage) -> f64 {
+        assert_eq!(a.dimensions(), b.dimensions());
+        let diff: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(&x, &y)| u64::from(x.abs_diff(y)))
+            .sum();
+        diff as f64 / a.as_raw().len() as f64
+    }
+
     #[test]
     fn scaled_decode_keeps_phash_and_pixels() {
         let bytes = std::fs::read(format!("{PHOTOS}/mobile/jolla.jpg")).unwrap();
@@ -381,14 +392,7 @@ mod tests {
 
         assert_eq!(scaled.display.dimensions(), full.display.dimensions());
         assert_eq!(scaled.thumb.dimensions(), full.thumb.dimensions());
-        let diff: u64 = scaled
-            .display
-            .as_raw()
-            .iter()
-            .zip(full.display.as_raw())
-            .map(|(&a, &b)| u64::from(a.abs_diff(b)))
-            .sum();
-        let mean = diff as f64 / scaled.display.as_raw().len() as f64;
+        let mean = mean_abs_diff(&scaled.display, &full.display);
         let dist = phash_distance(phash(&scaled.thumb), phash(&full.thumb));
         println!("display mean abs diff {mean:.2}, thumb pHash distance {dist}");
         assert!(mean < 3.0, "display mean abs diff {mean}");
@@ -416,14 +420,7 @@ mod tests {
         // Lanczos3 resize, must still be found as a re-use of it.
         let full = full_size_renditions(&bytes);
         let dist = phash_distance(got.phash, phash(&full.thumb));
-        let diff: u64 = reduced
-            .pixels
-            .as_raw()
-            .iter()
-            .zip(full.thumb.as_raw())
-            .map(|(&a, &b)| u64::from(a.abs_diff(b)))
-            .sum();
-        let mean = diff as f64 / full.thumb.as_raw().len() as f64;
+        let mean = mean_abs_diff(&reduced.pixels, &full.thumb);
         println!("thumb mean abs diff {mean:.2}, pHash distance {dist}");
         assert!(dist <= 4, "pHash distance {dist}");
         // The 1/2-scale IDCT is a softer filter than Lanczos3 (3.6 on this photo;
