@@ -164,32 +164,23 @@ fn broken_exif_files_answer_clearly() {
     }
 }
 
-#[test]
-fn truncated_and_corrupted_files_never_panic() {
-    let original = photo("gps/DSCN0010.jpg");
+/// Truncations of `original` at `cuts` and `rounds` copies with 8 deterministic
+/// byte flips each: every one is ingested or refused as invalid, never a panic.
+fn truncated_and_corrupted_copies_are_refused_cleanly(
+    original: &[u8],
+    cuts: &[usize],
+    rounds: u32,
+) {
     let limits = IngestLimits::default();
-    // Truncations at many points, including inside headers.
-    for cut in [
-        3,
-        4,
-        20,
-        100,
-        500,
-        2_000,
-        10_000,
-        50_000,
-        100_000,
-        original.len() - 2,
-    ] {
+    for &cut in cuts {
         let result = ingest(&original[..cut], &limits);
         if let Err(e) = result {
             assert!(matches!(e, IngestError::InvalidImage(_)), "cut {cut}: {e}");
         }
     }
-    // Deterministic byte flips across the whole file.
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for round in 0..40 {
-        let mut corrupt = original.clone();
+    for round in 0..rounds {
+        let mut corrupt = original.to_vec();
         for _ in 0..8 {
             state ^= state << 13;
             state ^= state >> 7;
@@ -205,6 +196,27 @@ fn truncated_and_corrupted_files_never_panic() {
             );
         }
     }
+}
+
+#[test]
+fn truncated_and_corrupted_files_never_panic() {
+    // A small upright JPEG: decoded at the thumbnail's scale.
+    let original = photo("gps/DSCN0010.jpg");
+    let cuts = [3, 4, 20, 100, 500, 2_000, 10_000, 50_000, 100_000];
+    truncated_and_corrupted_copies_are_refused_cleanly(
+        &original,
+        &[&cuts[..], &[original.len() - 2]].concat(),
+        40,
+    );
+    // An 8 MP phone photo: decoded at 1/2 scale.
+    let big = photo("mobile/jolla.jpg");
+    let cuts = [300, 60_000, 400_000];
+    truncated_and_corrupted_copies_are_refused_cleanly(
+        &big,
+        &[&cuts[..], &[big.len() - 2]].concat(),
+        6,
+    );
+    let limits = IngestLimits::default();
     // The same for a PNG.
     let mut png = Vec::new();
     image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(64, 64, |x, y| {
