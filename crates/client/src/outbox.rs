@@ -221,7 +221,8 @@ impl Outbox {
         }
         let conn = Connection::open(&path)?;
         // WAL: readers never block the writer. FULL: a recorded meeting survives a
-        // power cut, which is the point of an outbox.
+        // power cut, which is the point of an outbox (bookkeeping opts out, see
+        // `unsynced`).
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
