@@ -111,17 +111,16 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
 
     // A small upright JPEG is its own display (metadata stripped), so its pixels
     // are needed only for the thumbnail and may be decoded at the scale of that.
-    let mut own_display = None;
+    // `Some(None)`: tried here, too heavy to serve as it is.
+    let mut own_display: Option<Option<Vec<u8>>> = None;
     let source = decode_source(bytes, media_type, limits, |w, h| {
-        let longest = w.max(h);
-        if longest >= 2 * DISPLAY_MAX_SIDE - 1 {
-            return Some(DISPLAY_MAX_SIDE);
+        if upright_jpeg && w.max(h) <= DISPLAY_MAX_SIDE {
+            let stripped = own_display.insert(stripped_display(bytes, w, h));
+            return stripped.as_ref().map(|_| THUMB_MAX_SIDE);
         }
-        if upright_jpeg && longest <= DISPLAY_MAX_SIDE {
-            own_display = stripped_display(bytes, w, h);
-            return own_display.as_ref().map(|_| THUMB_MAX_SIDE);
-        }
-        None
+        // Only a photo at least twice the display's size gains; `decode_reduced`
+        // leaves the others to the full-size decoder.
+        Some(DISPLAY_MAX_SIDE)
     })?;
     let (stored_w, stored_h) = source.full_size;
     let (width, height) = if orientation >= 5 {
@@ -132,18 +131,20 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
     let invalid = |e: derive::DeriveError| IngestError::InvalidImage(e.to_string());
 
     let (display, thumb_pixels) = match own_display {
-        Some(display) => (
+        Some(Some(display)) => (
             display,
             derive::thumbnail(source.pixels, source.full_size).map_err(invalid)?,
         ),
-        None => {
+        tried => {
             let unscaled = source.pixels.dimensions() == source.full_size;
             let renditions = derive::renditions(source.pixels, source.full_size, orientation)
                 .map_err(invalid)?;
-            let passthrough =
-                (upright_jpeg && unscaled && renditions.display.dimensions() == source.full_size)
-                    .then(|| stripped_display(bytes, stored_w, stored_h))
-                    .flatten();
+            let passthrough = (tried.is_none()
+                && upright_jpeg
+                && unscaled
+                && renditions.display.dimensions() == source.full_size)
+                .then(|| stripped_display(bytes, stored_w, stored_h))
+                .flatten();
             let display = match passthrough {
                 Some(display) => display,
                 None => derive::encode_jpeg(&renditions.display, JPEG_QUALITY).map_err(invalid)?,
@@ -292,9 +293,7 @@ pub fn decode_scaled(
     bytes: &[u8],
     limits: &IngestLimits,
 ) -> Result<Option<ScaledJpeg>, IngestError> {
-    decode_reduced_guarded(bytes, limits, |w, h| {
-        (w.max(h) >= 2 * DISPLAY_MAX_SIDE - 1).then_some(DISPLAY_MAX_SIDE)
-    })
+    decode_reduced_guarded(bytes, limits, |_, _| Some(DISPLAY_MAX_SIDE))
 }
 
 fn decode_reduced_guarded(
