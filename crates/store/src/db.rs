@@ -173,6 +173,55 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// libpq's default `sslmode=prefer` encrypts a connection whenever the server offers
+/// TLS, as Debian's PostgreSQL does out of the box, loopback included. On loopback that
+/// protects nothing (the bytes never leave the kernel) and cost about a fifth of
+/// PostgreSQL's CPU in the load run (BENCHMARKS.md). So a URL naming a loopback host
+/// and no `sslmode` (nor `PGSSLMODE`, which libpq would read) gets `sslmode=allow`: a
+/// plain connection first, TLS only if the server's `pg_hba.conf` insists on it. Any
+/// other URL is the operator's choice and passes unchanged.
+fn plain_on_loopback(url: &str, pgsslmode_set: bool) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let Some((_, rest)) = url.split_once("://") else {
+        return Cow::Borrowed(url);
+    };
+    let (authority, query) = match rest.split_once('?') {
+        Some((before, query)) => (before.split('/').next().unwrap_or(""), Some(query)),
+        None => (rest.split('/').next().unwrap_or(""), None),
+    };
+    let host_port = authority.rsplit('@').next().unwrap_or("");
+    // `host=` in the query overrides the authority (a socket directory, another host).
+    let names_its_host_elsewhere = query.is_some_and(|q| {
+        q.split('&').any(|kv| {
+            kv.starts_with("sslmode=") || kv.starts_with("host=") || kv.starts_with("hostaddr=")
+        })
+    });
+    if pgsslmode_set || names_its_host_elsewhere || !is_loopback(host_port) {
+        return Cow::Borrowed(url);
+    }
+    let sep = match query {
+        None => "?",
+        Some(q) if q.is_empty() || q.ends_with('&') => "",
+        Some(_) => "&",
+    };
+    Cow::Owned(format!("{url}{sep}sslmode=allow"))
+}
+
+/// `host[:port]`, one host only (a list of hosts is a failover set: left alone).
+fn is_loopback(host_port: &str) -> bool {
+    if host_port.contains(',') {
+        return false;
+    }
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 fn sqlite_path(url: &str) -> Option<PathBuf> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -234,6 +283,8 @@ impl Store {
     }
 
     fn open_pg(url: &str, opts: &StoreOptions) -> Result<Store> {
+        let url = plain_on_loopback(url, std::env::var_os("PGSSLMODE").is_some());
+        let url: &str = &url;
         PgConnection::establish(url).map_err(|e| {
             StoreError::Connect(format!(
                 "cannot connect to PostgreSQL at {}: {e}",
@@ -359,6 +410,47 @@ mod tests {
             "postgres://bob:***@db:5432/x"
         );
         assert_eq!(redact("postgres://bob@db/x"), "postgres://bob@db/x");
+    }
+
+    #[test]
+    fn loopback_postgres_urls_skip_tls_unless_told_otherwise() {
+        let plain = |u| plain_on_loopback(u, false).into_owned();
+        assert_eq!(
+            plain("postgres://bob:s%40cret@127.0.0.1:5432/x"),
+            "postgres://bob:s%40cret@127.0.0.1:5432/x?sslmode=allow"
+        );
+        assert_eq!(
+            plain("postgresql://localhost/x?application_name=b"),
+            "postgresql://localhost/x?application_name=b&sslmode=allow"
+        );
+        assert_eq!(
+            plain("postgres://[::1]/x"),
+            "postgres://[::1]/x?sslmode=allow"
+        );
+        assert_eq!(
+            plain("postgres://u@127.0.0.9"),
+            "postgres://u@127.0.0.9?sslmode=allow"
+        );
+        assert_eq!(
+            plain("postgres://u@127.0.0.1/x?"),
+            "postgres://u@127.0.0.1/x?sslmode=allow"
+        );
+        for unchanged in [
+            "postgres://u@127.0.0.1/x?sslmode=require",
+            "postgres://u@127.0.0.1/x?a=1&sslmode=verify-full",
+            "postgres://u@db.internal/x",
+            "postgres://u@10.0.0.5:5432/x",
+            "postgres://u@127.0.0.1,10.0.0.5/x",
+            "postgres:///x?host=/var/run/postgresql",
+            "postgres://u@127.0.0.1/x?host=/tmp",
+            "postgres://u@[2001:db8::1]/x",
+        ] {
+            assert_eq!(plain(unchanged), unchanged);
+        }
+        assert_eq!(
+            plain_on_loopback("postgres://u@127.0.0.1/x", true),
+            "postgres://u@127.0.0.1/x"
+        );
     }
 
     #[test]

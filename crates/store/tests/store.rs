@@ -309,3 +309,64 @@ fn a_lost_postgres_connection_is_retryable_and_replaced() {
     }
     store.ping().unwrap();
 }
+
+/// Encrypting a loopback connection protects nothing and costs PostgreSQL CPU on every
+/// statement, so the store asks for a plain one when its URL names a loopback host and
+/// no `sslmode`; an explicit `sslmode` still wins. Checked in `pg_stat_ssl` when the
+/// server offers TLS (Debian's default, and this project's machines).
+#[test]
+fn a_loopback_postgres_connection_skips_tls_unless_asked() {
+    #[derive(QueryableByName)]
+    struct Flag {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        on: bool,
+    }
+    let encrypted = |admin: &mut PgConnection, name: &str| -> Vec<bool> {
+        diesel::sql_query(format!(
+            "SELECT s.ssl AS on FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.datname = '{name}' AND a.pid <> pg_backend_pid()"
+        ))
+        .load::<Flag>(admin)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.on)
+        .collect()
+    };
+    let db = baithak_test_support::TestDb::postgres();
+    let admin_url = baithak_test_support::pg_admin_url();
+    let mut admin = PgConnection::establish(&admin_url).unwrap();
+    let server_has_tls = diesel::sql_query("SELECT current_setting('ssl') = 'on' AS on")
+        .get_result::<Flag>(&mut admin)
+        .unwrap()
+        .on;
+    if !server_has_tls || !db.url.contains("127.0.0.1") || db.url.contains("sslmode") {
+        eprintln!("skipped: the test server has no TLS or its URL is not a plain loopback one");
+        return;
+    }
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let opts = baithak_store::StoreOptions {
+        max_connections: 1,
+        ..Default::default()
+    };
+
+    let plain = Store::open(&db.url, &opts).unwrap();
+    plain.ping().unwrap();
+    let before = encrypted(&mut admin, &name);
+    assert!(
+        before.iter().any(|on| !on),
+        "a plain connection: {before:?}"
+    );
+    assert!(
+        before.iter().all(|on| !on),
+        "no store connection is encrypted: {before:?}"
+    );
+
+    let asked = Store::open(&format!("{}?sslmode=require", db.url), &opts).unwrap();
+    asked.ping().unwrap();
+    let after = encrypted(&mut admin, &name);
+    assert!(
+        after.iter().any(|on| *on),
+        "sslmode=require is honoured: {after:?}"
+    );
+    drop((plain, asked));
+}
