@@ -4,6 +4,7 @@
 //! machine with no other service (SQLite and photos under `./data`). Human-facing
 //! output goes to stdout; logs go to stderr.
 
+mod big_blocks;
 mod config;
 mod demo;
 
@@ -149,6 +150,12 @@ fn open_store(common: &Common, max_connections: u32) -> Result<Store> {
     }
     Ok(store)
 }
+
+/// See `big_blocks`: large buffers are reused instead of being mapped afresh for every
+/// photo.
+#[global_allocator]
+static ALLOCATOR: big_blocks::BigBlockCache =
+    big_blocks::BigBlockCache::new(big_blocks::DEFAULT_CAP);
 
 /// Photo ingest allocates buffers of megabytes on many threads. glibc raises its mmap
 /// threshold to the size of the largest buffer freed so far, after which such buffers
