@@ -10,6 +10,8 @@
 # default on a server with TLS on, as Debian's is, encrypts even a loopback connection);
 # SERVER_WRAP prefixes the server command (e.g. "perf record -g -o /tmp/perf.data"),
 # which makes the RSS figure the wrapper's.
+# REPORT_TO=FILE keeps the simulator's JSON report (its meeting_trace lists every
+# meeting's settle time and latency).
 set -u
 BIN=${BIN:-$(pwd)/target/release}
 backend=$1; photos=$2; n=$3; label=$4
@@ -54,4 +56,5 @@ print(json.dumps({k:v for k,v in r.items() if not isinstance(v,list)}), file=sys
 PY
 [ $? = 0 ] || { tail -5 $dir/server.err $dir/sim.err >&2; }
 if [ "$backend" = postgres ]; then psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE $db WITH (FORCE)" postgres; fi
+[ -n "${REPORT_TO:-}" ] && cp $dir/report.json "$REPORT_TO"
 rm -rf $dir

@@ -213,6 +213,10 @@ pub struct Report {
     pub photos_per_sec: f64,
     /// Per meeting: from the first upload of its photos to its push being settled.
     pub meeting_latency: Latency,
+    /// Every meeting as it settled: seconds since the sync started, and its latency in
+    /// ms. Shows whether a tail is start-up, a stall or spread through the run.
+    #[serde(default)]
+    pub meeting_trace: Vec<(f64, f64)>,
     pub sync_passes: u64,
     pub pushes: u64,
     pub missing_media_answers: u64,
@@ -235,7 +239,9 @@ struct SimDevice {
 
 struct SimObserver {
     bar: ProgressBar,
-    latencies: Mutex<Vec<Duration>>,
+    start: Instant,
+    /// Latency, and when the meeting settled.
+    latencies: Mutex<Vec<(Duration, Instant)>>,
 }
 
 impl SyncObserver for SimObserver {
@@ -244,7 +250,7 @@ impl SyncObserver for SimObserver {
         if kind == "meeting.upsert"
             && let Ok(mut l) = self.latencies.lock()
         {
-            l.push(latency);
+            l.push((latency, Instant::now()));
         }
     }
 }
@@ -715,6 +721,7 @@ pub async fn run_sim(cfg: SimConfig) -> Result<Report> {
     };
     let observer = SimObserver {
         bar,
+        start: Instant::now(),
         latencies: Mutex::new(Vec::new()),
     };
     let permits = tokio::sync::Semaphore::new(if cfg.concurrency == 0 {
@@ -810,12 +817,22 @@ pub async fn run_sim(cfg: SimConfig) -> Result<Report> {
         && list_ok
         && !listing_failed;
 
-    let mut latencies = observer
+    let settled = observer
         .latencies
         .lock()
         .map(|l| l.clone())
         .unwrap_or_default();
-    latencies.shrink_to_fit();
+    let latencies: Vec<Duration> = settled.iter().map(|(l, _)| *l).collect();
+    let meeting_trace = settled
+        .iter()
+        .map(|(l, at)| {
+            let since = at.saturating_duration_since(observer.start).as_secs_f64();
+            (
+                (since * 1000.0).round() / 1000.0,
+                (l.as_secs_f64() * 1e4).round() / 10.0,
+            )
+        })
+        .collect();
     let per_sec = |n: u64| {
         if sync_seconds > 0.0 {
             n as f64 / sync_seconds
@@ -844,6 +861,7 @@ pub async fn run_sim(cfg: SimConfig) -> Result<Report> {
         meetings_per_sec: per_sec(meetings),
         photos_per_sec: per_sec(photos),
         meeting_latency: Latency::of(&latencies),
+        meeting_trace,
         sync_passes: passes,
         pushes,
         missing_media_answers: missing,
