@@ -6,8 +6,9 @@
 # AHEAD=N: the next N meetings' photos upload while one is pushed (default 0: strictly
 # one meeting at a time, so a meeting's latency is its own photo + push);
 # BATCHED=1: all photos then one batched push per device (the app's normal sync);
-# PG_URL_PARAMS=...: appended to the PostgreSQL URL, e.g. "?sslmode=disable" (libpq's
-# default on a server with TLS on, as Debian's is, encrypts even a loopback connection);
+# PG_URL_PARAMS=...: appended to the PostgreSQL URL, e.g. "?sslmode=require" to measure
+# with TLS (since 9403e28 the server connects to a loopback URL without one in plain;
+# builds before it let libpq encrypt, and "?sslmode=disable" evens them out);
 # SERVER_WRAP prefixes the server command (e.g. "perf record -g -o /tmp/perf.data"),
 # which makes the RSS figure the wrapper's.
 # REPORT_TO=FILE keeps the simulator's JSON report (its meeting_trace lists every
