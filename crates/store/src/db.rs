@@ -177,10 +177,11 @@ fn redact(url: &str) -> String {
 /// TLS, as Debian's PostgreSQL does out of the box, loopback included. On loopback that
 /// protects nothing (the bytes never leave the kernel) and cost about a fifth of
 /// PostgreSQL's CPU in the load run (BENCHMARKS.md). So a URL naming a loopback host
-/// and no `sslmode` (nor `PGSSLMODE`, which libpq would read) gets `sslmode=allow`: a
-/// plain connection first, TLS only if the server's `pg_hba.conf` insists on it. Any
-/// other URL is the operator's choice and passes unchanged.
-fn plain_on_loopback(url: &str, pgsslmode_set: bool) -> std::borrow::Cow<'_, str> {
+/// and no TLS setting of its own (nor one in the environment, `PGSSLMODE` and the like,
+/// which libpq would read) gets `sslmode=allow`: a plain connection first, TLS only if
+/// the server's `pg_hba.conf` insists on it. Any other URL is the operator's choice and
+/// passes unchanged.
+fn plain_on_loopback(url: &str, tls_env_set: bool) -> std::borrow::Cow<'_, str> {
     use std::borrow::Cow;
     let Some((_, rest)) = url.split_once("://") else {
         return Cow::Borrowed(url);
@@ -191,12 +192,24 @@ fn plain_on_loopback(url: &str, pgsslmode_set: bool) -> std::borrow::Cow<'_, str
     };
     let host_port = authority.rsplit('@').next().unwrap_or("");
     // `host=` in the query overrides the authority (a socket directory, another host).
-    let names_its_host_elsewhere = query.is_some_and(|q| {
+    // Any TLS setting (certificates, channel binding, GSS encryption) means the operator
+    // chose; so does `host=`, which overrides the authority (a socket directory,
+    // another host).
+    let chosen_elsewhere = query.is_some_and(|q| {
         q.split('&').any(|kv| {
-            kv.starts_with("sslmode=") || kv.starts_with("host=") || kv.starts_with("hostaddr=")
+            [
+                "ssl",
+                "requiressl",
+                "channel_binding",
+                "gssencmode",
+                "host=",
+                "hostaddr=",
+            ]
+            .iter()
+            .any(|key| kv.starts_with(key))
         })
     });
-    if pgsslmode_set || names_its_host_elsewhere || !is_loopback(host_port) {
+    if tls_env_set || chosen_elsewhere || !is_loopback(host_port) {
         return Cow::Borrowed(url);
     }
     let sep = match query {
@@ -283,7 +296,13 @@ impl Store {
     }
 
     fn open_pg(url: &str, opts: &StoreOptions) -> Result<Store> {
-        let url = plain_on_loopback(url, std::env::var_os("PGSSLMODE").is_some());
+        let tls_env_set = std::env::vars_os().any(|(k, _)| {
+            k.to_str().is_some_and(|k| {
+                k.starts_with("PGSSL")
+                    || ["PGREQUIRESSL", "PGCHANNELBINDING", "PGGSSENCMODE"].contains(&k)
+            })
+        });
+        let url = plain_on_loopback(url, tls_env_set);
         let url: &str = &url;
         PgConnection::establish(url).map_err(|e| {
             StoreError::Connect(format!(
@@ -444,6 +463,9 @@ mod tests {
             "postgres:///x?host=/var/run/postgresql",
             "postgres://u@127.0.0.1/x?host=/tmp",
             "postgres://u@[2001:db8::1]/x",
+            "postgres://u@127.0.0.1/x?sslrootcert=/etc/ca.pem",
+            "postgres://u@localhost/x?channel_binding=require",
+            "postgres://u@localhost/x?gssencmode=require",
         ] {
             assert_eq!(plain(unchanged), unchanged);
         }
