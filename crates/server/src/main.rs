@@ -204,8 +204,8 @@ fn main() -> Result<()> {
 }
 
 /// Connections beyond what the cores can run only queue inside the database: with 16
-/// on a 2-core machine, 32 devices pushing at once had a p99 of 520–620 ms against
-/// 390–420 ms with 6, at the same rate (PostgreSQL, BENCHMARKS.md). Two per core plus
+/// on a 2-core machine, 32 devices pushing at once had a p99 of 434–618 ms against
+/// 388–437 ms with 6 (4 pairs), at the same rate (PostgreSQL, BENCHMARKS.md). Two per core plus
 /// two is the usual sizing rule for a pool in front of a database on the same cores.
 fn default_db_connections() -> u32 {
     let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
