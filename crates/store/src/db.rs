@@ -191,7 +191,6 @@ fn plain_on_loopback(url: &str, tls_env_set: bool) -> std::borrow::Cow<'_, str> 
         None => (rest.split('/').next().unwrap_or(""), None),
     };
     let host_port = authority.rsplit('@').next().unwrap_or("");
-    // `host=` in the query overrides the authority (a socket directory, another host).
     // Any TLS setting (certificates, channel binding, GSS encryption) means the operator
     // chose; so does `host=`, which overrides the authority (a socket directory,
     // another host).
