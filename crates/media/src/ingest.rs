@@ -20,7 +20,7 @@ use crate::hash::{Sha256, sha256_of};
 use crate::media_type::MediaType;
 use crate::metadata::{ExifInfo, read_exif};
 use crate::phash::phash;
-use crate::scaled::{self, ScaledJpeg};
+use crate::scaled::{self, InFlight, ScaledJpeg};
 use crate::strip;
 
 /// Resource limits for one ingest. The defaults admit any current phone camera
@@ -98,6 +98,9 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
         });
     }
     let media_type = MediaType::sniff(bytes).ok_or(IngestError::UnsupportedType)?;
+    // Held to the end: whether a decode may take a second core depends on other
+    // photos anywhere in the pipeline, not only in their decode.
+    let busy = InFlight::enter();
     let sha256 = sha256_of(bytes);
 
     // EXIF parsing runs on attacker-controlled bytes too; a panic in it costs
@@ -113,7 +116,7 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
     // are needed only for the thumbnail and may be decoded at the scale of that.
     // `Some(None)`: tried here, too heavy to serve as it is.
     let mut own_display: Option<Option<Vec<u8>>> = None;
-    let source = decode_source(bytes, media_type, limits, |w, h| {
+    let source = decode_source(bytes, media_type, limits, &busy, |w, h| {
         if upright_jpeg && w.max(h) <= DISPLAY_MAX_SIDE {
             let stripped = own_display.insert(stripped_display(bytes, w, h));
             return stripped.as_ref().map(|_| THUMB_MAX_SIDE);
@@ -264,10 +267,11 @@ fn decode_source(
     bytes: &[u8],
     media_type: MediaType,
     limits: &IngestLimits,
+    busy: &InFlight,
     cover: impl FnOnce(u32, u32) -> Option<u32>,
 ) -> Result<Source, IngestError> {
     if media_type == MediaType::Jpeg
-        && let Some(scaled) = decode_reduced_guarded(bytes, limits, cover)?
+        && let Some(scaled) = decode_reduced_guarded(bytes, limits, busy, cover)?
     {
         return Ok(Source {
             pixels: scaled.pixels,
@@ -293,18 +297,21 @@ pub fn decode_scaled(
     bytes: &[u8],
     limits: &IngestLimits,
 ) -> Result<Option<ScaledJpeg>, IngestError> {
-    decode_reduced_guarded(bytes, limits, |_, _| Some(DISPLAY_MAX_SIDE))
+    decode_reduced_guarded(bytes, limits, &InFlight::enter(), |_, _| {
+        Some(DISPLAY_MAX_SIDE)
+    })
 }
 
 fn decode_reduced_guarded(
     bytes: &[u8],
     limits: &IngestLimits,
+    busy: &InFlight,
     cover: impl FnOnce(u32, u32) -> Option<u32>,
 ) -> Result<Option<ScaledJpeg>, IngestError> {
     // Same reason as in `decode`: a panic on crafted input must not kill the
     // worker. Here it only costs the shortcut; `decode` has the last word.
     match catch_unwind(AssertUnwindSafe(|| {
-        scaled::decode_reduced(bytes, limits, cover)
+        scaled::decode_reduced(bytes, limits, busy, cover)
     })) {
         Ok(Ok(scaled)) => Ok(scaled),
         Ok(Err(refusal)) => Err(refusal),
@@ -380,9 +387,13 @@ mod tests {
     fn scaled_decode_keeps_phash_and_pixels() {
         let bytes = std::fs::read(format!("{PHOTOS}/mobile/jolla.jpg")).unwrap();
         let limits = IngestLimits::default();
-        let source = decode_source(&bytes, MediaType::Jpeg, &limits, |_, _| {
-            Some(DISPLAY_MAX_SIDE)
-        })
+        let source = decode_source(
+            &bytes,
+            MediaType::Jpeg,
+            &limits,
+            &InFlight::enter(),
+            |_, _| Some(DISPLAY_MAX_SIDE),
+        )
         .unwrap();
         assert_eq!(source.full_size, (3264, 2448));
         assert_eq!(source.pixels.dimensions(), (1632, 1224), "not scaled");
@@ -407,9 +418,11 @@ mod tests {
         assert_eq!((got.width, got.height), (640, 480));
         assert_eq!(got.display, strip::strip_metadata(&bytes).unwrap());
 
-        let reduced = decode_reduced_guarded(&bytes, &limits, |_, _| Some(THUMB_MAX_SIDE))
-            .unwrap()
-            .expect("a 640 px JPEG decodes at 1/2 scale for a 320 px thumbnail");
+        let reduced = decode_reduced_guarded(&bytes, &limits, &InFlight::enter(), |_, _| {
+            Some(THUMB_MAX_SIDE)
+        })
+        .unwrap()
+        .expect("a 640 px JPEG decodes at 1/2 scale for a 320 px thumbnail");
         assert_eq!(reduced.pixels.dimensions(), (320, 240));
         assert_eq!(got.phash, phash(&reduced.pixels));
         let thumb = image::load_from_memory(&got.thumb).unwrap();

@@ -33,21 +33,27 @@ pub struct ScaledJpeg {
 /// Below this many output bytes (about 0.35 MP) a decode stays on its own thread.
 const SMALL_OUTPUT_BYTES: u64 = 1 << 20;
 
-static DECODING: AtomicUsize = AtomicUsize::new(0);
+/// Photos being ingested (or decoded alone, by [`crate::decode_scaled`]) right now.
+static BUSY: AtomicUsize = AtomicUsize::new(0);
 
-/// Counts this decode among those running, for as long as it lives.
-struct InFlight {
+/// Counts one photo among those being worked on, for as long as it lives.
+pub(crate) struct InFlight {
     count: &'static AtomicUsize,
-    /// Decodes that were already running when this one started.
-    others: usize,
 }
 
 impl InFlight {
-    fn enter(count: &'static AtomicUsize) -> InFlight {
-        InFlight {
-            count,
-            others: count.fetch_add(1, Ordering::Relaxed),
-        }
+    pub(crate) fn enter() -> InFlight {
+        InFlight::enter_on(&BUSY)
+    }
+
+    fn enter_on(count: &'static AtomicUsize) -> InFlight {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight { count }
+    }
+
+    /// Other photos being worked on at this moment.
+    fn others(&self) -> usize {
+        self.count.load(Ordering::Relaxed).saturating_sub(1)
     }
 }
 
@@ -72,11 +78,14 @@ impl Drop for InFlight {
 /// full-size path applies, checked on the full declared size before any
 /// pixel buffer exists.
 ///
+/// `busy` is the caller's place among the photos being worked on.
+///
 /// Callers must run this under `catch_unwind`: the decoder panics on some
 /// malformed headers.
 pub(crate) fn decode_reduced(
     jpeg: &[u8],
     limits: &IngestLimits,
+    busy: &InFlight,
     cover: impl FnOnce(u32, u32) -> Option<u32>,
 ) -> Result<Option<ScaledJpeg>, IngestError> {
     let mut decoder = Decoder::new(Cursor::new(jpeg));
@@ -143,12 +152,13 @@ pub(crate) fn decode_reduced(
 
     // A decode left to itself hands each component's rows to a thread of its own:
     // a lone big photo comes out sooner, but the hand-off costs about a fifth more
-    // CPU. When another decode is already running the cores are taken anyway, and
-    // for a small output (a thumbnail's worth) the hand-off costs more than it saves.
-    let in_flight = InFlight::enter(&DECODING);
-    decoder.set_single_threaded(in_flight.others > 0 || scaled_bytes < SMALL_OUTPUT_BYTES);
+    // CPU. When another photo is being worked on the cores are taken anyway, and for
+    // a small output (a thumbnail's worth) the hand-off costs more than it saves.
+    // Counting whole ingests, not just decodes, matters under load: counting decodes
+    // alone, a decode that started while the other worker was resizing or encoding
+    // went threaded, about half of them in an 8 MP load run.
+    decoder.set_single_threaded(busy.others() > 0 || scaled_bytes < SMALL_OUTPUT_BYTES);
     let decoded = decoder.decode();
-    drop(in_flight);
     let raw = match decoded {
         Ok(raw) => raw,
         Err(e) => {
@@ -179,19 +189,21 @@ mod tests {
     use std::panic::catch_unwind;
 
     #[test]
-    fn in_flight_counts_overlapping_decodes_and_forgets_a_panicked_one() {
+    fn in_flight_counts_overlapping_photos_and_forgets_a_panicked_one() {
         static COUNT: AtomicUsize = AtomicUsize::new(0);
-        let first = InFlight::enter(&COUNT);
-        assert_eq!(first.others, 0);
-        let second = InFlight::enter(&COUNT);
-        assert_eq!(second.others, 1);
+        let first = InFlight::enter_on(&COUNT);
+        assert_eq!(first.others(), 0);
+        let second = InFlight::enter_on(&COUNT);
+        assert_eq!(first.others(), 1);
+        assert_eq!(second.others(), 1);
         drop(first);
+        assert_eq!(second.others(), 0);
         drop(second);
         let panicked = catch_unwind(|| {
-            let _guard = InFlight::enter(&COUNT);
+            let _guard = InFlight::enter_on(&COUNT);
             panic!("decoder panicked");
         });
         assert!(panicked.is_err());
-        assert_eq!(InFlight::enter(&COUNT).others, 0);
+        assert_eq!(InFlight::enter_on(&COUNT).others(), 0);
     }
 }
