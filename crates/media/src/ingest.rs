@@ -19,8 +19,9 @@ use crate::derive::{self, DISPLAY_MAX_SIDE, JPEG_QUALITY, THUMB_MAX_SIDE};
 use crate::hash::{Sha256, sha256_of};
 use crate::media_type::MediaType;
 use crate::metadata::{ExifInfo, read_exif};
-use crate::phash::phash;
-use crate::scaled::{self, InFlight, ScaledJpeg};
+use crate::phash::{DCT_SIDE, phash};
+use crate::planar;
+use crate::scaled::{self, Cover, InFlight, Reduced, ScaledJpeg};
 use crate::strip;
 
 /// Resource limits for one ingest. The defaults admit any current phone camera
@@ -119,13 +120,19 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
     let source = decode_source(bytes, media_type, limits, &busy, |w, h| {
         if upright_jpeg && w.max(h) <= DISPLAY_MAX_SIDE {
             let stripped = own_display.insert(stripped_display(bytes, w, h));
-            return stripped.as_ref().map(|_| THUMB_MAX_SIDE);
+            return stripped.as_ref().map(|_| Cover {
+                side: THUMB_MAX_SIDE,
+                planes: false,
+            });
         }
         // Only a photo at least twice the display's size gains; `decode_reduced`
         // leaves the others to the full-size decoder.
-        Some(DISPLAY_MAX_SIDE)
+        Some(Cover {
+            side: DISPLAY_MAX_SIDE,
+            planes: true,
+        })
     })?;
-    let (stored_w, stored_h) = source.full_size;
+    let (stored_w, stored_h) = source.full_size();
     let (width, height) = if orientation >= 5 {
         (stored_h, stored_w)
     } else {
@@ -133,30 +140,43 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
     };
     let invalid = |e: derive::DeriveError| IngestError::InvalidImage(e.to_string());
 
-    let (display, thumb_pixels) = match own_display {
-        Some(Some(display)) => (
+    let thumb_of = |pixels: RgbImage| -> Result<(Vec<u8>, u64), IngestError> {
+        let jpeg = derive::encode_jpeg(&pixels, JPEG_QUALITY).map_err(invalid)?;
+        Ok((jpeg, phash(&pixels)))
+    };
+
+    let (display, (thumb, phash)) = match (own_display, source) {
+        (_, Source::Planes { planes, full_size }) => {
+            let renditions =
+                planar::renditions(&planes, full_size, orientation).map_err(invalid)?;
+            drop(planes);
+            let encode = |img: &planar::Ycc| img.encode_jpeg(JPEG_QUALITY).map_err(invalid);
+            let hash_input = renditions.thumb.shrunk_rgb(DCT_SIDE).map_err(invalid)?;
+            (
+                encode(&renditions.display)?,
+                (encode(&renditions.thumb)?, phash(&hash_input)),
+            )
+        }
+        (Some(Some(display)), Source::Rgb { pixels, full_size }) => (
             display,
-            derive::thumbnail(source.pixels, source.full_size).map_err(invalid)?,
+            thumb_of(derive::thumbnail(pixels, full_size).map_err(invalid)?)?,
         ),
-        tried => {
-            let unscaled = source.pixels.dimensions() == source.full_size;
-            let renditions = derive::renditions(source.pixels, source.full_size, orientation)
-                .map_err(invalid)?;
+        (tried, Source::Rgb { pixels, full_size }) => {
+            let unscaled = pixels.dimensions() == full_size;
+            let renditions = derive::renditions(pixels, full_size, orientation).map_err(invalid)?;
             let passthrough = (tried.is_none()
                 && upright_jpeg
                 && unscaled
-                && renditions.display.dimensions() == source.full_size)
+                && renditions.display.dimensions() == full_size)
                 .then(|| stripped_display(bytes, stored_w, stored_h))
                 .flatten();
             let display = match passthrough {
                 Some(display) => display,
                 None => derive::encode_jpeg(&renditions.display, JPEG_QUALITY).map_err(invalid)?,
             };
-            (display, renditions.thumb)
+            (display, thumb_of(renditions.thumb)?)
         }
     };
-    let phash = phash(&thumb_pixels);
-    let thumb = derive::encode_jpeg(&thumb_pixels, JPEG_QUALITY).map_err(invalid)?;
 
     Ok(Ingested {
         sha256,
@@ -254,11 +274,26 @@ pub(crate) fn check_canvas(
     Ok(())
 }
 
-/// Pixels to make the renditions from, and the stored size of the original
-/// they stand for (bigger when the decode was scaled down).
-struct Source {
-    pixels: RgbImage,
-    full_size: (u32, u32),
+/// What the renditions are made from, and the stored size of the original it
+/// stands for (bigger when the decode was scaled down).
+enum Source {
+    Rgb {
+        pixels: RgbImage,
+        full_size: (u32, u32),
+    },
+    /// A big Y'CbCr JPEG's own planes, at reduced scale.
+    Planes {
+        planes: planar::Ycc,
+        full_size: (u32, u32),
+    },
+}
+
+impl Source {
+    fn full_size(&self) -> (u32, u32) {
+        match self {
+            Source::Rgb { full_size, .. } | Source::Planes { full_size, .. } => *full_size,
+        }
+    }
 }
 
 /// Decodes a JPEG at reduced scale when `cover` (given its full stored size)
@@ -268,19 +303,32 @@ fn decode_source(
     media_type: MediaType,
     limits: &IngestLimits,
     busy: &InFlight,
-    cover: impl FnOnce(u32, u32) -> Option<u32>,
+    cover: impl FnOnce(u32, u32) -> Option<Cover>,
 ) -> Result<Source, IngestError> {
-    if media_type == MediaType::Jpeg
-        && let Some(scaled) = decode_reduced_guarded(bytes, limits, busy, cover)?
-    {
-        return Ok(Source {
-            pixels: scaled.pixels,
-            full_size: (scaled.width, scaled.height),
-        });
+    if media_type == MediaType::Jpeg {
+        match decode_reduced_guarded(bytes, limits, busy, cover)? {
+            Some(Reduced::Rgb(scaled)) => {
+                return Ok(Source::Rgb {
+                    pixels: scaled.pixels,
+                    full_size: (scaled.width, scaled.height),
+                });
+            }
+            Some(Reduced::Planes {
+                planes,
+                width,
+                height,
+            }) => {
+                return Ok(Source::Planes {
+                    planes,
+                    full_size: (width, height),
+                });
+            }
+            None => {}
+        }
     }
     let decoded = decode(bytes, media_type, limits)?;
     let full_size = (decoded.width(), decoded.height());
-    Ok(Source {
+    Ok(Source::Rgb {
         pixels: derive::to_rgb8(decoded),
         full_size,
     })
@@ -297,17 +345,22 @@ pub fn decode_scaled(
     bytes: &[u8],
     limits: &IngestLimits,
 ) -> Result<Option<ScaledJpeg>, IngestError> {
-    decode_reduced_guarded(bytes, limits, &InFlight::enter(), |_, _| {
-        Some(DISPLAY_MAX_SIDE)
-    })
+    let cover = Cover {
+        side: DISPLAY_MAX_SIDE,
+        planes: false,
+    };
+    match decode_reduced_guarded(bytes, limits, &InFlight::enter(), |_, _| Some(cover))? {
+        Some(Reduced::Rgb(scaled)) => Ok(Some(scaled)),
+        Some(Reduced::Planes { .. }) | None => Ok(None),
+    }
 }
 
 fn decode_reduced_guarded(
     bytes: &[u8],
     limits: &IngestLimits,
     busy: &InFlight,
-    cover: impl FnOnce(u32, u32) -> Option<u32>,
-) -> Result<Option<ScaledJpeg>, IngestError> {
+    cover: impl FnOnce(u32, u32) -> Option<Cover>,
+) -> Result<Option<Reduced>, IngestError> {
     // Same reason as in `decode`: a panic on crafted input must not kill the
     // worker. Here it only costs the shortcut; `decode` has the last word.
     match catch_unwind(AssertUnwindSafe(|| {
@@ -383,21 +436,30 @@ mod tests {
         diff as f64 / a.as_raw().len() as f64
     }
 
+    fn source(bytes: &[u8], cover: Cover) -> Source {
+        decode_source(
+            bytes,
+            MediaType::Jpeg,
+            &IngestLimits::default(),
+            &InFlight::enter(),
+            |_, _| Some(cover),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn scaled_decode_keeps_phash_and_pixels() {
         let bytes = std::fs::read(format!("{PHOTOS}/mobile/jolla.jpg")).unwrap();
-        let limits = IngestLimits::default();
-        let source = decode_source(
-            &bytes,
-            MediaType::Jpeg,
-            &limits,
-            &InFlight::enter(),
-            |_, _| Some(DISPLAY_MAX_SIDE),
-        )
-        .unwrap();
-        assert_eq!(source.full_size, (3264, 2448));
-        assert_eq!(source.pixels.dimensions(), (1632, 1224), "not scaled");
-        let scaled = derive::renditions(source.pixels, source.full_size, 1).unwrap();
+        let rgb = Cover {
+            side: DISPLAY_MAX_SIDE,
+            planes: false,
+        };
+        let Source::Rgb { pixels, full_size } = source(&bytes, rgb) else {
+            panic!("planes when RGB was asked for");
+        };
+        assert_eq!(full_size, (3264, 2448));
+        assert_eq!(pixels.dimensions(), (1632, 1224), "not scaled");
+        let scaled = derive::renditions(pixels, full_size, 1).unwrap();
         let full = full_size_renditions(&bytes);
 
         assert_eq!(scaled.display.dimensions(), full.display.dimensions());
@@ -407,7 +469,55 @@ mod tests {
         println!("display mean abs diff {mean:.2}, thumb pHash distance {dist}");
         assert!(mean < 3.0, "display mean abs diff {mean}");
         assert!(dist <= 4, "pHash distance {dist}");
-        assert_eq!(ingest(&bytes, &limits).unwrap().phash, phash(&scaled.thumb));
+    }
+
+    #[test]
+    fn planar_renditions_match_the_rgb_ones() {
+        let bytes = std::fs::read(format!("{PHOTOS}/mobile/jolla.jpg")).unwrap();
+        let planes = Cover {
+            side: DISPLAY_MAX_SIDE,
+            planes: true,
+        };
+        let Source::Planes { planes, full_size } = source(&bytes, planes) else {
+            panic!("a 4:2:0 JFIF photo was not decoded to planes");
+        };
+        assert_eq!(full_size, (3264, 2448));
+        assert_eq!(planes.dimensions(), (1632, 1224), "not scaled");
+        assert_eq!((planes.cb.width, planes.cb.height), (816, 612));
+
+        let got = ingest(&bytes, &IngestLimits::default()).unwrap();
+        let decoded = |jpeg: &[u8]| image::load_from_memory(jpeg).unwrap().into_rgb8();
+        let (display, thumb) = (decoded(&got.display), decoded(&got.thumb));
+        let full = full_size_renditions(&bytes);
+        assert_eq!(display.dimensions(), full.display.dimensions());
+        assert_eq!(thumb.dimensions(), full.thumb.dimensions());
+
+        // Both paths measured the same way: their encoded renditions against the
+        // full-size decode's renditions before any encode.
+        let rgb_cover = Cover {
+            side: DISPLAY_MAX_SIDE,
+            planes: false,
+        };
+        let Source::Rgb { pixels, full_size } = source(&bytes, rgb_cover) else {
+            panic!("planes when RGB was asked for");
+        };
+        let rgb = derive::renditions(pixels, full_size, 1).unwrap();
+        let encoded = |img: &RgbImage| decoded(&derive::encode_jpeg(img, JPEG_QUALITY).unwrap());
+        let rgb_display = mean_abs_diff(&encoded(&rgb.display), &full.display);
+        let rgb_thumb = mean_abs_diff(&encoded(&rgb.thumb), &full.thumb);
+        let planar_display = mean_abs_diff(&display, &full.display);
+        let planar_thumb = mean_abs_diff(&thumb, &full.thumb);
+        let dist = phash_distance(got.phash, phash(&full.thumb));
+        println!(
+            "mean abs diff: display {planar_display:.2} (RGB path {rgb_display:.2}), \
+             thumb {planar_thumb:.2} (RGB path {rgb_thumb:.2}); pHash distance {dist}"
+        );
+        assert!(
+            planar_display <= rgb_display * 1.05,
+            "display {planar_display}"
+        );
+        assert!(planar_thumb <= rgb_thumb * 1.05, "thumb {planar_thumb}");
+        assert!(dist <= 4, "pHash distance {dist}");
     }
 
     #[test]
@@ -418,11 +528,16 @@ mod tests {
         assert_eq!((got.width, got.height), (640, 480));
         assert_eq!(got.display, strip::strip_metadata(&bytes).unwrap());
 
-        let reduced = decode_reduced_guarded(&bytes, &limits, &InFlight::enter(), |_, _| {
-            Some(THUMB_MAX_SIDE)
-        })
-        .unwrap()
-        .expect("a 640 px JPEG decodes at 1/2 scale for a 320 px thumbnail");
+        let thumb_side = Cover {
+            side: THUMB_MAX_SIDE,
+            planes: false,
+        };
+        let Some(Reduced::Rgb(reduced)) =
+            decode_reduced_guarded(&bytes, &limits, &InFlight::enter(), |_, _| Some(thumb_side))
+                .unwrap()
+        else {
+            panic!("a 640 px JPEG decodes at 1/2 scale for a 320 px thumbnail");
+        };
         assert_eq!(reduced.pixels.dimensions(), (320, 240));
         assert_eq!(got.phash, phash(&reduced.pixels));
         let thumb = image::load_from_memory(&got.thumb).unwrap();

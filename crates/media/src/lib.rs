@@ -21,6 +21,7 @@ mod media_type;
 mod metadata;
 mod parts;
 mod phash;
+mod planar;
 mod pool;
 mod scaled;
 mod strip;

@@ -9,7 +9,7 @@ use image_hasher::{HashAlg, Hasher, HasherConfig};
 
 /// The side of the square the DCT reads: twice the 8x8 hash, as image_hasher's
 /// DCT preprocessing sizes it.
-const DCT_SIDE: u32 = 16;
+pub(crate) const DCT_SIDE: u32 = 16;
 
 // Building the hasher plans a DCT; doing that once per process keeps it off
 // the per-photo path.

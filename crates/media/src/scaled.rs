@@ -18,6 +18,8 @@ use rusty_jpeg::decode::{CodingProcess, Decoder, PixelFormat};
 
 use crate::derive::fit_within;
 use crate::ingest::{IngestError, IngestLimits, check_canvas};
+use crate::planar::{Plane, Ycc};
+use crate::strip::is_ycbcr;
 
 /// A JPEG decoded at reduced scale, with the size of the original it stands for.
 #[derive(Debug, Clone)]
@@ -28,6 +30,28 @@ pub struct ScaledJpeg {
     pub width: u32,
     /// Stored (pre-orientation) height of the full original.
     pub height: u32,
+}
+
+/// What a caller needs from a reduced decode.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cover {
+    /// The longest side the pixels must still reach.
+    pub side: u32,
+    /// Whether the caller takes Y'CbCr planes ([`Reduced::Planes`]) when the
+    /// JPEG has them.
+    pub planes: bool,
+}
+
+/// A reduced decode, as RGB pixels or as the JPEG's own planes.
+#[derive(Debug)]
+pub(crate) enum Reduced {
+    Rgb(ScaledJpeg),
+    /// Y'CbCr planes at reduced scale, and the stored size of the original.
+    Planes {
+        planes: Ycc,
+        width: u32,
+        height: u32,
+    },
 }
 
 /// Below this many output bytes (about 0.35 MP) a decode stays on its own thread.
@@ -67,8 +91,8 @@ impl Drop for InFlight {
 }
 
 /// Decodes `jpeg` at the smallest scale whose longest side still reaches
-/// `cover(width, height)`, the longest side the caller needs given the photo's
-/// full stored size (`None`: it needs full size).
+/// `cover(width, height)`'s side, the longest side the caller needs given the
+/// photo's full stored size (`None`: it needs full size).
 ///
 /// `Ok(None)` means "use the full-size decoder instead": no scale of at least
 /// 1/2 covers what is needed, the colour format is not handled here, or the
@@ -86,8 +110,8 @@ pub(crate) fn decode_reduced(
     jpeg: &[u8],
     limits: &IngestLimits,
     busy: &InFlight,
-    cover: impl FnOnce(u32, u32) -> Option<u32>,
-) -> Result<Option<ScaledJpeg>, IngestError> {
+    cover: impl FnOnce(u32, u32) -> Option<Cover>,
+) -> Result<Option<Reduced>, IngestError> {
     let mut decoder = Decoder::new(Cursor::new(jpeg));
     decoder.set_max_decoding_buffer_size(usize::try_from(limits.max_alloc).unwrap_or(usize::MAX));
     if let Err(e) = decoder.read_info() {
@@ -115,7 +139,7 @@ pub(crate) fn decode_reduced(
         return Ok(None);
     }
 
-    let Some(side) = cover(width, height) else {
+    let Some(Cover { side, planes }) = cover(width, height) else {
         return Ok(None);
     };
     let (target_w, target_h) = fit_within(width, height, side);
@@ -158,8 +182,10 @@ pub(crate) fn decode_reduced(
     // alone, a decode that started while the other worker was resizing or encoding
     // went threaded, about half of them in an 8 MP load run.
     decoder.set_single_threaded(busy.others() > 0 || scaled_bytes < SMALL_OUTPUT_BYTES);
-    let decoded = decoder.decode();
-    let raw = match decoded {
+    if planes && channels == 3 && is_ycbcr(jpeg) {
+        return Ok(decode_planes(&mut decoder, width, height));
+    }
+    let raw = match decoder.decode() {
         Ok(raw) => raw,
         Err(e) => {
             tracing::debug!(error = %e, "scaling decoder failed; full-size decode");
@@ -174,13 +200,48 @@ pub(crate) fn decode_reduced(
     } else {
         raw
     };
-    Ok(
-        RgbImage::from_raw(out_w, out_h, raw).map(|pixels| ScaledJpeg {
+    Ok(RgbImage::from_raw(out_w, out_h, raw).map(|pixels| {
+        Reduced::Rgb(ScaledJpeg {
             pixels,
             width,
             height,
-        }),
-    )
+        })
+    }))
+}
+
+/// The three planes of a Y'CbCr JPEG whose decoder is set up to scale, or `None`
+/// (the full-size decoder decides) when it fails or hands over anything else.
+fn decode_planes(decoder: &mut Decoder<Cursor<&[u8]>>, width: u32, height: u32) -> Option<Reduced> {
+    let image = match decoder.decode_planar() {
+        Ok(image) => image,
+        Err(e) => {
+            tracing::debug!(error = %e, "scaling decoder failed; full-size decode");
+            return None;
+        }
+    };
+    let [y, cb, cr]: [Plane; 3] = image
+        .components
+        .into_iter()
+        .map(|c| {
+            let (w, h) = (u32::try_from(c.width).ok()?, u32::try_from(c.height).ok()?);
+            Plane::new(c.data, c.stride, w, h)
+        })
+        .collect::<Option<Vec<_>>>()?
+        .try_into()
+        .ok()?;
+    // Luma is the plane at the output size; chroma never exceeds it.
+    let fits = |p: &Plane| p.width <= y.width && p.height <= y.height;
+    if (y.width, y.height) != (u32::from(image.width), u32::from(image.height))
+        || !fits(&cb)
+        || !fits(&cr)
+    {
+        return None;
+    }
+    Some(Reduced::Planes {
+        planes: Ycc { y, cb, cr },
+        width,
+        height,
+    })
 }
 
 #[cfg(test)]

@@ -119,6 +119,50 @@ pub(crate) fn strip_metadata(jpeg: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// Whether a three-component JPEG's components are Y'CbCr, by the rules its
+/// decoder applies (component ids, then JFIF, then Adobe's transform flag), read
+/// from the headers before the first scan. `false` for anything else or for
+/// headers it cannot read: the caller then takes the path that converts colour
+/// in the decoder.
+pub(crate) fn is_ycbcr(jpeg: &[u8]) -> bool {
+    if jpeg.get(..2) != Some(&[0xFF, SOI][..]) {
+        return false;
+    }
+    let mut pos = 2;
+    let mut jfif = false;
+    let mut adobe_transform = None;
+    loop {
+        let Some(marker) = next_marker(jpeg, &mut pos) else {
+            return false;
+        };
+        if matches!(marker, SOI | EOI | SOS | 0xD0..=0xD7 | 0x01) {
+            return false;
+        }
+        let Some(body) = segment_body(jpeg, pos) else {
+            return false;
+        };
+        match marker {
+            APP0 if body.starts_with(b"JFIF\0") => jfif = true,
+            APP14 if body.len() >= 12 && body.starts_with(b"Adobe") => {
+                adobe_transform = Some(body[11]);
+            }
+            0xC0..=0xC2 => {
+                let [_, _, _, _, _, 3, c0, _, _, c1, _, _, c2, _, _] = *body else {
+                    return false;
+                };
+                return match (c0, c1, c2) {
+                    (1, 2, 3) => true,
+                    // Big-gamut YCC and RGB by their ids.
+                    (1, 34, 35) | (82, 71, 66) | (114, 103, 98) => false,
+                    _ => jfif || adobe_transform.is_none_or(|t| t == 1),
+                };
+            }
+            _ => {}
+        }
+        pos += 2 + 2 + body.len();
+    }
+}
+
 /// Reads the marker at `pos`, skipping the 0xFF fill bytes allowed before it,
 /// and leaves `pos` on the marker's 0xFF. Anything but a marker there is junk
 /// between segments, where metadata could hide.
@@ -231,6 +275,56 @@ mod tests {
         let img =
             image::RgbImage::from_fn(24, 16, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 77]));
         crate::derive::encode_jpeg(&img, 80).unwrap()
+    }
+
+    /// SOI, then `segments` (marker, body), then a baseline frame header with
+    /// these component ids.
+    fn headers(segments: &[(u8, &[u8])], ids: &[u8]) -> Vec<u8> {
+        let mut out = vec![0xFF, SOI];
+        for (marker, body) in segments {
+            push_segment(&mut out, *marker, body).unwrap();
+        }
+        let mut frame = vec![8, 0, 16, 0, 16, ids.len() as u8];
+        for &id in ids {
+            frame.extend_from_slice(&[id, 0x11, 0]);
+        }
+        push_segment(&mut out, 0xC0, &frame).unwrap();
+        out
+    }
+
+    #[test]
+    fn reads_the_colour_interpretation_as_decoders_do() {
+        let jfif: (u8, &[u8]) = (APP0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0");
+        let adobe = |t: u8| -> Vec<u8> {
+            let mut b = b"Adobe".to_vec();
+            b.extend_from_slice(&[0, 100, 0, 0, 0, 0, t]);
+            b
+        };
+        let (adobe_rgb, adobe_ycc, adobe_ycck) = (adobe(0), adobe(1), adobe(2));
+        for (segments, ids, want) in [
+            (vec![], &[1, 2, 3][..], true),
+            (vec![], &[0, 1, 2][..], true),
+            (vec![jfif], &[0, 1, 2][..], true),
+            (vec![(APP14, &adobe_ycc[..])], &[0, 1, 2][..], true),
+            // Ids first, as libjpeg does: these override JFIF and Adobe alike.
+            (vec![jfif], &[82, 71, 66][..], false),
+            (vec![(APP14, &adobe_ycc[..])], &[114, 103, 98][..], false),
+            (vec![], &[1, 34, 35][..], false),
+            (vec![(APP14, &adobe_rgb[..])], &[0, 1, 2][..], false),
+            (vec![(APP14, &adobe_ycck[..])], &[0, 1, 2][..], false),
+            (vec![(APP14, &adobe_rgb[..])], &[1, 2, 3][..], true),
+            // Not three components.
+            (vec![jfif], &[1][..], false),
+            (vec![], &[1, 2, 3, 4][..], false),
+        ] {
+            let jpeg = headers(&segments, ids);
+            assert_eq!(is_ycbcr(&jpeg), want, "{segments:?} {ids:?}");
+        }
+        let whole = headers(&[jfif], &[1, 2, 3]);
+        for cut in 0..whole.len() {
+            assert!(!is_ycbcr(&whole[..cut]), "cut at {cut}");
+        }
+        assert!(is_ycbcr(&tiny_jpeg()));
     }
 
     #[test]
