@@ -317,7 +317,8 @@ pub enum Upload<'a> {
     /// (on local disk), not copied.
     Scratch(&'a Path),
     /// A file that must outlive a failed store, so the client can retry (a
-    /// resumable upload's part file): copied.
+    /// resumable upload's part file, never written again once complete): linked
+    /// into the blob store on local disk, copied elsewhere.
     Kept(&'a Path),
 }
 
@@ -366,7 +367,7 @@ pub async fn ingest_and_store(
     let original = async {
         match upload {
             Upload::Scratch(p) => blobs.put_moving_file(Variant::Original, sha, p).await,
-            Upload::Kept(p) => blobs.put_file(Variant::Original, sha, p).await,
+            Upload::Kept(p) => blobs.put_linked_file(Variant::Original, sha, p).await,
         }
     };
     tokio::try_join!(

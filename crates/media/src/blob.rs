@@ -364,6 +364,32 @@ impl BlobStore {
         self.put_file(kind, sha, path).await
     }
 
+    /// Stores the file at `path` as `put_file` does, leaving the file where it is: on
+    /// a local store on the same filesystem the blob is a second hard link to it
+    /// rather than a copy. The caller must have hashed its current content to `sha`
+    /// and must never write to the file again (a finished upload's part file, kept
+    /// only so a failed store can be retried), since the blob shares its bytes.
+    pub async fn put_linked_file(
+        &self,
+        kind: Variant,
+        sha: &Sha256,
+        path: impl AsRef<FsPath>,
+    ) -> Result<(), BlobError> {
+        let path = path.as_ref();
+        if let Some(disk) = &self.local {
+            let target = disk.fs.path_to_filesystem(&kind.path(sha))?;
+            let from = path.to_path_buf();
+            let linked = blocking(path, move || {
+                link_into_place(&from, &target).map_err(|e| BlobError::io(&from, e))
+            })
+            .await?;
+            if linked {
+                return self.make_durable(kind, sha).await;
+            }
+        }
+        self.put_file(kind, sha, path).await
+    }
+
     /// Where resumable uploads keep their pieces when any replica may serve the next
     /// request: the bucket itself. `None` on a local store, which one process serves.
     pub fn shared_parts(&self) -> Option<SharedParts> {
@@ -485,6 +511,25 @@ fn move_into_place(from: &FsPath, target: &FsPath) -> std::io::Result<bool> {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+/// Links a complete file in at its blob path, creating the fan-out directories;
+/// `Ok(false)` when the filesystem will not link it there (another filesystem, no
+/// hard links): then it must be copied, and the copy reports any real error.
+/// A blob already there has the same content (same key), and blobs only appear
+/// complete (by rename or link), so that one stands.
+fn link_into_place(from: &FsPath, target: &FsPath) -> std::io::Result<bool> {
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::hard_link(from, target) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(true),
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot link the file into the blob store; copying");
+            Ok(false)
+        }
     }
 }
 

@@ -239,6 +239,68 @@ async fn a_moving_put_elsewhere_copies_and_checks_the_digest() {
     assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
 }
 
+#[tokio::test]
+async fn a_linked_put_keeps_the_file_and_shares_its_bytes_on_a_local_store() {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(tmp.path().join("store")).unwrap();
+    let data = pseudo_random(300_000, 7);
+    let sha = sha256_of(&data);
+    let file = tmp.path().join("upload.part");
+    std::fs::write(&file, &data).unwrap();
+    store
+        .put_linked_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap();
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
+    let blob = tmp.path().join("store").join(Variant::Original.key(&sha));
+    assert_eq!(
+        std::fs::metadata(&blob).unwrap().ino(),
+        std::fs::metadata(&file).unwrap().ino(),
+        "linked, not copied"
+    );
+
+    // A retry after the blob is in: the blob stands, the file stays.
+    store
+        .put_linked_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap();
+    // The part file goes once the upload is done; the blob keeps the bytes.
+    std::fs::remove_file(&file).unwrap();
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
+    assert_eq!(
+        files_under(&tmp.path().join("store")),
+        vec![Variant::Original.key(&sha)]
+    );
+
+    let gone = store
+        .put_linked_file(Variant::Original, &sha256_of(b""), tmp.path().join("nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, BlobError::Io { .. }), "{gone}");
+}
+
+#[tokio::test]
+async fn a_linked_put_elsewhere_copies_and_checks_the_digest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
+    let data = pseudo_random(1000, 9);
+    let sha = sha256_of(&data);
+    let file = tmp.path().join("upload.part");
+    std::fs::write(&file, &data).unwrap();
+    store
+        .put_linked_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap();
+    assert!(file.exists());
+    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
+    let err = store
+        .put_linked_file(Variant::Original, &sha256_of(b"other"), &file)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
+}
+
 /// The blob store on a real S3 API (moto): what the server does with an `s3` store.
 fn s3_store(bucket: &baithak_test_support::s3::S3Bucket) -> BlobStore {
     use baithak_test_support::s3::{ACCESS_KEY, REGION, SECRET_KEY};
