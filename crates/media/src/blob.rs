@@ -349,19 +349,8 @@ impl BlobStore {
         sha: &Sha256,
         path: impl AsRef<FsPath>,
     ) -> Result<(), BlobError> {
-        let path = path.as_ref();
-        if let Some(disk) = &self.local {
-            let target = disk.fs.path_to_filesystem(&kind.path(sha))?;
-            let from = path.to_path_buf();
-            let moved = blocking(path, move || {
-                move_into_place(&from, &target).map_err(|e| BlobError::io(&from, e))
-            })
-            .await?;
-            if moved {
-                return self.make_durable(kind, sha).await;
-            }
-        }
-        self.put_file(kind, sha, path).await
+        self.put_placing_file(kind, sha, path.as_ref(), move_into_place)
+            .await
     }
 
     /// Stores the file at `path` as `put_file` does, leaving the file where it is: on
@@ -375,15 +364,27 @@ impl BlobStore {
         sha: &Sha256,
         path: impl AsRef<FsPath>,
     ) -> Result<(), BlobError> {
-        let path = path.as_ref();
+        self.put_placing_file(kind, sha, path.as_ref(), link_into_place)
+            .await
+    }
+
+    /// Puts the file in at its blob path with `place` on a local store (which says
+    /// `false` when it cannot), else copies it with `put_file`.
+    async fn put_placing_file(
+        &self,
+        kind: Variant,
+        sha: &Sha256,
+        path: &FsPath,
+        place: fn(&FsPath, &FsPath) -> std::io::Result<bool>,
+    ) -> Result<(), BlobError> {
         if let Some(disk) = &self.local {
             let target = disk.fs.path_to_filesystem(&kind.path(sha))?;
             let from = path.to_path_buf();
-            let linked = blocking(path, move || {
-                link_into_place(&from, &target).map_err(|e| BlobError::io(&from, e))
+            let placed = blocking(path, move || {
+                place(&from, &target).map_err(|e| BlobError::io(&from, e))
             })
             .await?;
-            if linked {
+            if placed {
                 return self.make_durable(kind, sha).await;
             }
         }

@@ -2,10 +2,11 @@
 //! oversized canvases before decoding, decode under explicit limits, read EXIF,
 //! make upright metadata-free renditions and a perceptual hash.
 //!
-//! Two shortcuts keep CPU down without changing what clients see: a JPEG much
-//! bigger than the display is decoded at reduced scale (`scaled`), and a small
-//! upright JPEG of modest weight is its own display, metadata stripped
-//! (`strip`) instead of re-encoded.
+//! Three shortcuts keep CPU down without changing what clients see: a JPEG much
+//! bigger than the display is decoded at reduced scale (`scaled`), and if it is
+//! Y'CbCr its renditions are made from the decoder's planes without going through
+//! RGB (`planar`); a small upright JPEG of modest weight is its own display,
+//! metadata stripped (`strip`) instead of re-encoded.
 //!
 //! Everything here is synchronous and CPU-bound; run it through
 //! [`crate::IngestPool`] from async code.

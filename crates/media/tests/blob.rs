@@ -226,7 +226,7 @@ async fn a_moving_put_takes_the_file_itself_on_a_local_store() {
 }
 
 #[tokio::test]
-async fn a_moving_put_elsewhere_copies_and_checks_the_digest() {
+async fn a_moving_or_linked_put_elsewhere_copies_and_checks_the_digest() {
     let tmp = tempfile::tempdir().unwrap();
     let store = BlobStore::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
     let (file, sha, data) = moving_put(&store, tmp.path(), 1000, 5).await;
@@ -237,6 +237,28 @@ async fn a_moving_put_elsewhere_copies_and_checks_the_digest() {
         .await
         .unwrap_err();
     assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
+    // A linked put has nothing to link into either: the same copy and check.
+    let err = store
+        .put_linked_file(Variant::Original, &sha256_of(b"other"), &file)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
+    let other = pseudo_random(2000, 6);
+    let other_sha = sha256_of(&other);
+    std::fs::write(&file, &other).unwrap();
+    store
+        .put_linked_file(Variant::Original, &other_sha, &file)
+        .await
+        .unwrap();
+    assert!(file.exists(), "a linked put keeps the file");
+    assert!(
+        store
+            .get(Variant::Original, &other_sha)
+            .await
+            .unwrap()
+            .unwrap()
+            == other
+    );
 }
 
 #[tokio::test]
@@ -278,27 +300,6 @@ async fn a_linked_put_keeps_the_file_and_shares_its_bytes_on_a_local_store() {
         .await
         .unwrap_err();
     assert!(matches!(gone, BlobError::Io { .. }), "{gone}");
-}
-
-#[tokio::test]
-async fn a_linked_put_elsewhere_copies_and_checks_the_digest() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = BlobStore::new(std::sync::Arc::new(object_store::memory::InMemory::new()));
-    let data = pseudo_random(1000, 9);
-    let sha = sha256_of(&data);
-    let file = tmp.path().join("upload.part");
-    std::fs::write(&file, &data).unwrap();
-    store
-        .put_linked_file(Variant::Original, &sha, &file)
-        .await
-        .unwrap();
-    assert!(file.exists());
-    assert!(store.get(Variant::Original, &sha).await.unwrap().unwrap() == data);
-    let err = store
-        .put_linked_file(Variant::Original, &sha256_of(b"other"), &file)
-        .await
-        .unwrap_err();
-    assert!(matches!(err, BlobError::DigestMismatch { .. }), "{err}");
 }
 
 /// The blob store on a real S3 API (moto): what the server does with an `s3` store.
