@@ -58,19 +58,13 @@ impl Plane {
         (w, h): (u32, u32),
         filter: fr::FilterType,
     ) -> Result<Plane, DeriveError> {
-        let resize_err = |e: &dyn std::fmt::Display| DeriveError::Resize(e.to_string());
         // The filter reads past a crop box's edge when there are pixels there, so the
         // decoder's row padding must go before resizing (a copy of at most a few
         // columns' worth of work: padding is under one block).
         let samples = self.samples();
-        let src = fr::images::ImageRef::new(self.width, self.height, &samples, PixelType::U8)
-            .map_err(|e| resize_err(&e))?;
-        let mut dst = fr::images::Image::new(w, h, PixelType::U8);
-        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
-        resizer
-            .resize(&src, &mut dst, &opts)
-            .map_err(|e| resize_err(&e))?;
-        Ok(Plane::tight(dst.into_vec(), w, h))
+        let src = (&samples[..], (self.width, self.height));
+        let data = resize_samples(resizer, src, (w, h), PixelType::U8, filter)?;
+        Ok(Plane::tight(data, w, h))
     }
 
     /// The samples, row after row, without padding.
@@ -91,16 +85,15 @@ impl Plane {
 
     /// The plane turned upright by an EXIF orientation (1..=8).
     fn oriented(self, exif_orientation: u8) -> Result<Plane, DeriveError> {
-        if exif_orientation <= 1 || exif_orientation > 8 {
+        use image::metadata::Orientation;
+        let Some(o) =
+            Orientation::from_exif(exif_orientation).filter(|o| *o != Orientation::NoTransforms)
+        else {
             return Ok(self);
-        }
-        let (w, h) = (self.width, self.height);
-        let tight = self.samples().into_owned();
-        let gray = GrayImage::from_raw(w, h, tight)
-            .ok_or_else(|| DeriveError::Resize("plane shorter than its size".into()))?;
-        let Some(o) = image::metadata::Orientation::from_exif(exif_orientation) else {
-            return Ok(Plane::tight(gray.into_raw(), w, h));
         };
+        let tight = self.samples().into_owned();
+        let gray = GrayImage::from_raw(self.width, self.height, tight)
+            .ok_or_else(|| DeriveError::Resize("plane shorter than its size".into()))?;
         let mut dynamic = DynamicImage::ImageLuma8(gray);
         dynamic.apply_orientation(o);
         let gray = dynamic.into_luma8();
@@ -114,6 +107,24 @@ impl Plane {
             .copied()
             .unwrap_or(128)
     }
+}
+
+/// Tightly packed samples of `size` resized to exactly `(w, h)`.
+fn resize_samples(
+    resizer: &mut Resizer,
+    (samples, (sw, sh)): (&[u8], (u32, u32)),
+    (w, h): (u32, u32),
+    pixel_type: PixelType,
+    filter: fr::FilterType,
+) -> Result<Vec<u8>, DeriveError> {
+    let resize_err = |e: &dyn std::fmt::Display| DeriveError::Resize(e.to_string());
+    let src = fr::images::ImageRef::new(sw, sh, samples, pixel_type).map_err(|e| resize_err(&e))?;
+    let mut dst = fr::images::Image::new(w, h, pixel_type);
+    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    resizer
+        .resize(&src, &mut dst, &opts)
+        .map_err(|e| resize_err(&e))?;
+    Ok(dst.into_vec())
 }
 
 /// A Y'CbCr image as three planes, chroma at any resolution up to luma's.
@@ -155,7 +166,6 @@ impl Ycc {
         (w, h): (u32, u32),
         filter: fr::FilterType,
     ) -> Result<(Plane, Plane), DeriveError> {
-        let resize_err = |e: &dyn std::fmt::Display| DeriveError::Resize(e.to_string());
         if (self.cb.width, self.cb.height) != (self.cr.width, self.cr.height) {
             return Err(DeriveError::Resize("chroma planes differ in size".into()));
         }
@@ -165,15 +175,8 @@ impl Ycc {
             .zip(cr.iter())
             .flat_map(|(&b, &r)| [b, r])
             .collect();
-        let src =
-            fr::images::ImageRef::new(self.cb.width, self.cb.height, &interleaved, PixelType::U8x2)
-                .map_err(|e| resize_err(&e))?;
-        let mut dst = fr::images::Image::new(w, h, PixelType::U8x2);
-        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
-        resizer
-            .resize(&src, &mut dst, &opts)
-            .map_err(|e| resize_err(&e))?;
-        let both = dst.into_vec();
+        let src = (&interleaved[..], (self.cb.width, self.cb.height));
+        let both = resize_samples(resizer, src, (w, h), PixelType::U8x2, filter)?;
         let cb = both.iter().step_by(2).copied().collect();
         let cr = both.iter().skip(1).step_by(2).copied().collect();
         Ok((Plane::tight(cb, w, h), Plane::tight(cr, w, h)))
