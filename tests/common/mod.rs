@@ -34,6 +34,9 @@ pub struct Server {
     pub base: String,
     pub http: Client,
     child: Child,
+    /// What the process was started with beyond the database and data dir, so a
+    /// restart gets the same.
+    env: Vec<(String, String)>,
 }
 
 impl Server {
@@ -183,15 +186,36 @@ pub fn start_replica(of: &Server, extra_env: &[(&str, &str)]) -> Server {
 }
 
 fn start_on(db: Arc<TestDb>, data_dir: PathBuf, extra_env: &[(&str, &str)]) -> Server {
+    let env: Vec<(String, String)> = extra_env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let (child, base) = spawn(&db.url, &data_dir, "127.0.0.1:0", &env);
+    Server {
+        db,
+        data_dir,
+        base,
+        http: Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+        child,
+        env,
+    }
+}
+
+/// Starts `baithak serve` bound to `bind` and returns it with its base URL, once it
+/// has printed its "listening on" line.
+fn spawn(db_url: &str, data_dir: &Path, bind: &str, env: &[(String, String)]) -> (Child, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(["serve"])
-        .env("BAITHAK_DATABASE_URL", &db.url)
-        .env("BAITHAK_DATA_DIR", &data_dir)
-        .env("BAITHAK_BIND", "127.0.0.1:0")
+        .env("BAITHAK_DATABASE_URL", db_url)
+        .env("BAITHAK_DATA_DIR", data_dir)
+        .env("BAITHAK_BIND", bind)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    for (k, v) in extra_env {
+    for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd.spawn().expect("spawn baithak serve");
@@ -207,15 +231,42 @@ fn start_on(db: Arc<TestDb>, data_dir: PathBuf, extra_env: &[(&str, &str)]) -> S
     let base = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("server did not print its address");
-    Server {
-        db,
-        data_dir,
-        base,
-        http: Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
-        child,
+    (child, base)
+}
+
+impl Server {
+    /// Ends the process with SIGKILL, as the OOM killer or a crash would, in the
+    /// middle of whatever it was doing, and starts it again on the same database,
+    /// data dir and address, so clients that were talking to it reconnect to it.
+    pub fn kill_and_restart(&mut self) {
+        self.child.kill().expect("kill baithak serve");
+        self.child.wait().expect("reap baithak serve");
+        let bind = self
+            .base
+            .strip_prefix("http://")
+            .expect("base is an http URL")
+            .to_owned();
+        let (child, base) = spawn(&self.db.url, &self.data_dir, &bind, &self.env);
+        assert_eq!(base, self.base, "restarted on the same address");
+        self.child = child;
+    }
+
+    /// The number of requests this process has answered with a 2xx status.
+    pub async fn answered_2xx(&self) -> u64 {
+        let text = self
+            .http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("baithak_http_requests_total{class=\"2xx\"} "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("a 2xx counter")
     }
 }
 
