@@ -901,3 +901,95 @@ async fn a_silent_object_store_is_503_not_a_hang() {
     )
     .await;
 }
+
+/// After a power cut a phone's outbox may have lost its note that a photo is up (that
+/// note is not flushed to flash), and the app may have deleted the photo's file once it
+/// was up. The server has the photo, so its meeting still goes through; a photo that is
+/// gone from the phone and never reached the server rejects its meeting, clearly.
+#[tokio::test]
+async fn a_meeting_goes_through_when_its_photo_file_is_gone_but_the_server_has_it() {
+    use baithak_api_types::MeetingData;
+    use baithak_client::{ClientOptions, Device};
+    use secrecy::SecretString;
+
+    let s = start(Kind::Sqlite, &[]);
+    setup(&s);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = ClientOptions {
+        base_url: s.base.clone(),
+        ..ClientOptions::default()
+    };
+    let device = Device::open(dir.path().join("outbox.db"), opts)
+        .await
+        .unwrap();
+    let me = device
+        .login("ravi", &SecretString::from(PW), true)
+        .await
+        .unwrap();
+
+    let (up, lost) = (photo("gps/DSCN0010.jpg"), photo("gps/DSCN0021.jpg"));
+    let (up_file, lost_file) = (dir.path().join("up.jpg"), dir.path().join("lost.jpg"));
+    std::fs::write(&up_file, &up).unwrap();
+    std::fs::write(&lost_file, &lost).unwrap();
+    let meeting = |hours_ago: i64| MeetingData {
+        id: uuid::Uuid::now_v7(),
+        kind: "small_meeting".into(),
+        occurred_at: (chrono::Utc::now() - chrono::Duration::hours(hours_ago)).fixed_offset(),
+        ended_at: None,
+        area_id: me.area_id,
+        location: None,
+        attendee_count: 12,
+        topic: "water".into(),
+        notes: String::new(),
+        photos: Vec::new(),
+        base_version: None,
+    };
+    let kept = device
+        .record_meeting(meeting(3), std::slice::from_ref(&up_file))
+        .await
+        .unwrap();
+    let dropped = device
+        .record_meeting(meeting(2), std::slice::from_ref(&lost_file))
+        .await
+        .unwrap();
+    // The first photo reached the server, but the outbox does not know it; then the
+    // app deleted both files.
+    device
+        .client()
+        .put_media(&hex(&up), bytes::Bytes::from(up.clone()))
+        .await
+        .unwrap();
+    std::fs::remove_file(&up_file).unwrap();
+    std::fs::remove_file(&lost_file).unwrap();
+
+    let report = device.sync().await.unwrap();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    let counts = device.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.done, counts.rejected), (0, 1, 1));
+    assert_eq!((counts.photos_uploaded, counts.photos_failed), (1, 1));
+    let rejected = device.outbox().rejected().unwrap();
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].entity_id, dropped.entity_id);
+    assert_eq!(rejected[0].code, "photo_file_missing");
+
+    let token = s.token("coord", PW).await;
+    let (status, body) = s
+        .call(
+            Method::GET,
+            &format!("/v1/meetings/{}", kept.entity_id),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["photos"][0]["sha256"], hex(&up));
+    let (status, _) = s
+        .call(
+            Method::GET,
+            &format!("/v1/meetings/{}", dropped.entity_id),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

@@ -405,6 +405,27 @@ impl Device {
         Ok(())
     }
 
+    /// A pending photo whose file is gone or no longer the recorded photo. The server
+    /// may hold it though this outbox does not know: "the server has this photo" is
+    /// bookkeeping that a power cut can take back, and an app that deleted the file
+    /// once it was up leaves nothing to resend. So the server is asked before the
+    /// photo (and with it its meeting) is given up on; a network error leaves it
+    /// pending for the next sync.
+    async fn unreadable_photo(
+        &self,
+        sha: String,
+        code: &'static str,
+        msg: String,
+    ) -> Result<PhotoOutcome> {
+        if self.client.media_exists(&sha).await? {
+            self.blocking(move |o| o.mark_photo_uploaded(&sha)).await?;
+            return Ok(PhotoOutcome::Uploaded { bytes: 0 });
+        }
+        self.blocking(move |o| o.fail_photo(&sha, code, &msg))
+            .await?;
+        Ok(PhotoOutcome::Failed)
+    }
+
     async fn upload_one(&self, p: &PendingPhoto) -> Result<PhotoOutcome> {
         let path = p.path.clone();
         let read = tokio::task::spawn_blocking(move || {
@@ -416,21 +437,17 @@ impl Device {
         .await
         .map_err(ClientError::join)?;
         let sha = p.sha256.clone();
-        let (data, actual) = match read {
-            Ok(x) => x,
+        let data = match read {
+            Ok((data, actual)) if actual == p.sha256 => data,
+            Ok(_) => {
+                let msg = format!("{} changed after it was recorded", p.path.display());
+                return self.unreadable_photo(sha, "photo_file_changed", msg).await;
+            }
             Err(e) => {
                 let msg = format!("cannot read {}: {e}", p.path.display());
-                self.blocking(move |o| o.fail_photo(&sha, "photo_file_missing", &msg))
-                    .await?;
-                return Ok(PhotoOutcome::Failed);
+                return self.unreadable_photo(sha, "photo_file_missing", msg).await;
             }
         };
-        if actual != p.sha256 {
-            let msg = format!("{} changed after it was recorded", p.path.display());
-            self.blocking(move |o| o.fail_photo(&sha, "photo_file_changed", &msg))
-                .await?;
-            return Ok(PhotoOutcome::Failed);
-        }
         let s = sha.clone();
         self.blocking(move |o| o.note_photo_attempt(&s)).await?;
         let bytes = data.len() as u64;
