@@ -9,13 +9,11 @@
 
 mod common;
 
-use baithak_client::sim::{FaultConfig, PhotoSource, Report, SimConfig, run_sim};
+use baithak_client::sim::{Report, run_sim};
 use baithak_test_support::Kind;
-use common::{AREAS, Server, start};
-use secrecy::SecretString;
+use common::sim::{assert_exactly_once, lossy_config, setup};
+use common::{Server, start};
 use std::time::Duration;
-
-const PW: &str = "correct horse battery";
 
 /// Requests each server process answers with a 2xx before it is killed: past the
 /// set-up (about 45 requests: users, logins) and well inside the devices' sync
@@ -25,35 +23,11 @@ const KILL_AFTER_2XX: [u64; 2] = [250, 350];
 
 async fn sync_through_two_kills(kind: Kind) -> Report {
     let mut s = start(kind, &[]);
-    std::fs::create_dir_all(&s.data_dir).unwrap();
-    let csv = s.data_dir.join("areas.csv");
-    std::fs::write(&csv, AREAS).unwrap();
-    let (ok, _, err) = s.cli(&["areas", "import", csv.to_str().unwrap()], None);
-    assert!(ok, "{err}");
-    s.add_user("admin", "admin", "UP", PW);
-
+    setup(&s);
     let work = tempfile::tempdir().unwrap();
-    let mut cfg = SimConfig::new(s.base.clone());
-    cfg.admin = Some(("admin".into(), SecretString::from(PW)));
-    cfg.area_code = Some("LKO-AC1".into());
-    cfg.incharges = 20;
-    cfg.days = 3;
-    cfg.photos = PhotoSource::Generate {
-        width: 480,
-        height: 360,
-    };
-    cfg.faults = FaultConfig {
-        drop_response: 0.2,
-        duplicate: 0.1,
-        ..FaultConfig::default()
-    };
-    // Resumable uploads too, so a kill can land between the chunks of one.
-    cfg.resumable_threshold = 48 * 1024;
-    cfg.chunk_size = 16 * 1024;
-    cfg.max_chunk_size = 32 * 1024;
-    cfg.work_dir = work.path().to_path_buf();
-    cfg.seed = 20_261_201;
-    cfg.request_timeout = Duration::from_secs(30);
+    // Its photos are big enough for resumable uploads, so a kill can land between
+    // the chunks of one.
+    let cfg = lossy_config(&s.base, work.path(), 20_261_201);
     let sim = tokio::spawn(run_sim(cfg));
 
     let mut kills = 0;
@@ -98,11 +72,10 @@ fn assert_no_upload_left(s: &Server) {
             let path = entry.path();
             if entry.file_type().unwrap().is_dir() {
                 dirs.push(path);
-            } else if path.to_string_lossy().contains(&format!(
-                "{}uploads{}",
-                std::path::MAIN_SEPARATOR,
-                std::path::MAIN_SEPARATOR
-            )) {
+            } else if path
+                .strip_prefix(&s.data_dir)
+                .is_ok_and(|rel| rel.components().any(|c| c.as_os_str() == "uploads"))
+            {
                 left.push(path);
             }
         }
@@ -110,51 +83,14 @@ fn assert_no_upload_left(s: &Server) {
     assert!(left.is_empty(), "upload pieces left: {left:?}");
 }
 
-fn assert_every_meeting_once(report: &Report) {
-    let v = &report.verification;
-    assert_eq!(report.devices, 20);
-    assert!(
-        (180..=360).contains(&report.meetings),
-        "{} meetings",
-        report.meetings
-    );
-    assert_eq!(
-        v.pending, 0,
-        "nothing may stay pending: {:?}",
-        report.sync_errors
-    );
-    assert!(v.rejected.is_empty(), "rejected: {:#?}", v.rejected);
-    assert_eq!(v.replay_checked, report.meetings + report.feedback);
-    assert_eq!(
-        v.replay_duplicate, v.replay_checked,
-        "replaying every mutation must answer duplicate: {:#?}",
-        v.replay_unexpected
-    );
-    let list = v.list.as_ref().expect("the server lists meetings");
-    assert!(list.missing.is_empty(), "missing: {:?}", list.missing);
-    assert!(list.duplicated.is_empty(), "doubled: {:?}", list.duplicated);
-    assert!(
-        list.unexpected.is_empty(),
-        "unexpected: {:?}",
-        list.unexpected
-    );
-    assert!(
-        list.photo_mismatches.is_empty(),
-        "photos differ: {:?}",
-        list.photo_mismatches
-    );
-    assert_eq!(list.found_once, report.meetings);
-    assert!(v.ok, "{v:#?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_sync_exactly_once_through_two_server_kills_sqlite() {
     let report = sync_through_two_kills(Kind::Sqlite).await;
-    assert_every_meeting_once(&report);
+    assert_exactly_once(&report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_sync_exactly_once_through_two_server_kills_postgres() {
     let report = sync_through_two_kills(Kind::Postgres).await;
-    assert_every_meeting_once(&report);
+    assert_exactly_once(&report);
 }

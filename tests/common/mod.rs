@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+pub mod sim;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_baithak");
 
 pub const AREAS: &str = "code,name,kind,parent_code
