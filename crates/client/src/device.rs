@@ -218,7 +218,9 @@ impl Device {
         Ok(user)
     }
 
-    /// Queues a meeting with photo files (hashed now; keep the files until synced).
+    /// Queues a meeting with photo files, hashed now. Keep each file until the meeting
+    /// is settled: one gone before then is sent for only if the server lacks the
+    /// photo, and if it does, the meeting is rejected (`photo_file_missing`).
     pub async fn record_meeting(&self, data: MeetingData, photos: &[PathBuf]) -> Result<Recorded> {
         let photos = photos.to_vec();
         self.blocking(move |o| {
