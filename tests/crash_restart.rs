@@ -36,16 +36,22 @@ async fn sync_through_two_kills(kind: Kind) -> Report {
         s.kill_and_restart();
     }
 
+    let report = finish(sim, &format!("{kind:?}, two kills")).await;
+    assert_no_upload_left(&s);
+    report
+}
+
+/// The devices' report once they are done, printed for the test log.
+async fn finish(sim: tokio::task::JoinHandle<anyhow::Result<Report>>, what: &str) -> Report {
     let report = tokio::time::timeout(Duration::from_secs(420), sim)
         .await
         .expect("the simulation finished in time")
         .expect("the simulation task did not panic")
         .expect("the simulation ran");
     eprintln!(
-        "{kind:?}: {}",
+        "{what}: {}",
         serde_json::to_string(&report).unwrap_or_default()
     );
-    assert_no_upload_left(&s);
     report
 }
 
@@ -122,15 +128,7 @@ async fn devices_sync_exactly_once_when_postgres_drops_the_servers_connections()
         let ended = terminate_connections(&s.db.url);
         assert!(ended > 0, "the server had connections open");
     }
-    let report = tokio::time::timeout(Duration::from_secs(420), sim)
-        .await
-        .expect("the simulation finished in time")
-        .expect("the simulation task did not panic")
-        .expect("the simulation ran");
-    eprintln!(
-        "connections cut: {}",
-        serde_json::to_string(&report).unwrap_or_default()
-    );
+    let report = finish(sim, "PostgreSQL, two connection cuts").await;
     assert_exactly_once(&report);
 }
 
