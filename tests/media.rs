@@ -10,7 +10,7 @@ mod common;
 use baithak_media::sha256_of;
 use baithak_test_support::Kind;
 use baithak_test_support::s3::S3Bucket;
-use common::{AREAS, Server, env_refs, read, start, start_two_replicas};
+use common::{Server, env_refs, read, start, start_two_replicas};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
@@ -35,11 +35,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Areas, and the cast: two in-charges of one assembly, their coordinator, an admin.
 fn setup(s: &Server) {
-    std::fs::create_dir_all(&s.data_dir).unwrap();
-    let areas = s.data_dir.join("areas.csv");
-    std::fs::write(&areas, AREAS).unwrap();
-    let (ok, _, err) = s.cli(&["areas", "import", areas.to_str().unwrap()], None);
-    assert!(ok, "{err}");
+    s.import_areas();
     s.add_user("ravi", "incharge", "LKO-AC1", PW);
     s.add_user("sita", "incharge", "LKO-AC1", PW);
     s.add_user("coord", "coordinator", "LKO", PW);

@@ -11,9 +11,8 @@ mod common;
 use baithak_client::sim::{Report, run_sim};
 use baithak_test_support::Kind;
 use baithak_test_support::s3::S3Bucket;
-use common::sim::{assert_exactly_once, lossy_config, setup};
+use common::sim::{assert_exactly_once, finish, lossy_config, setup};
 use common::{Server, start, start_two_replicas};
-use std::time::Duration;
 
 async fn simulate(kind: Kind, push_each: bool) -> Report {
     let s = start(kind, &[]);
@@ -29,15 +28,7 @@ async fn simulate_on(s: &Server, replicas: &[&Server], push_each: bool) -> Repor
     let mut cfg = lossy_config(&s.base, work.path(), 20_261_124);
     cfg.replicas = replicas.iter().map(|r| r.base.clone()).collect();
     cfg.push_each = push_each;
-    let report = tokio::time::timeout(Duration::from_secs(420), run_sim(cfg))
-        .await
-        .expect("the simulation finished in time")
-        .expect("the simulation ran");
-    eprintln!(
-        "{kind:?}: {}",
-        serde_json::to_string(&report).unwrap_or_default()
-    );
-    report
+    finish(run_sim(cfg), &format!("{kind:?}")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

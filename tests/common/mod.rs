@@ -237,6 +237,15 @@ fn spawn(db_url: &str, data_dir: &Path, bind: &str, env: &[(String, String)]) ->
 }
 
 impl Server {
+    /// Imports [`AREAS`] through the CLI, as an operator would.
+    pub fn import_areas(&self) {
+        std::fs::create_dir_all(&self.data_dir).unwrap();
+        let csv = self.data_dir.join("areas.csv");
+        std::fs::write(&csv, AREAS).unwrap();
+        let (ok, _, err) = self.cli(&["areas", "import", csv.to_str().unwrap()], None);
+        assert!(ok, "{err}");
+    }
+
     /// Ends the process with SIGKILL, as the OOM killer or a crash would, in the
     /// middle of whatever it was doing, and starts it again on the same database,
     /// data dir and address, so clients that were talking to it reconnect to it.

@@ -1,9 +1,10 @@
 //! The simulated field devices of the end-to-end sync tests: the server set up for
 //! them, their lossy network, and what must hold when they are done.
 
-use super::{AREAS, Server};
+use super::Server;
 use baithak_client::sim::{FaultConfig, PhotoSource, Report, SimConfig};
 use secrecy::SecretString;
+use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,11 +12,7 @@ const ADMIN_PW: &str = "correct horse battery";
 
 /// Areas and an admin, who creates the devices' in-charges.
 pub fn setup(s: &Server) {
-    std::fs::create_dir_all(&s.data_dir).unwrap();
-    let csv = s.data_dir.join("areas.csv");
-    std::fs::write(&csv, AREAS).unwrap();
-    let (ok, _, err) = s.cli(&["areas", "import", csv.to_str().unwrap()], None);
-    assert!(ok, "{err}");
+    s.import_areas();
     s.add_user("admin", "admin", "UP", ADMIN_PW);
 }
 
@@ -46,6 +43,20 @@ pub fn lossy_config(server: &str, work_dir: &Path, seed: u64) -> SimConfig {
     // answering should fail the test, not hang it.
     cfg.request_timeout = Duration::from_secs(30);
     cfg
+}
+
+/// The devices' report once `sim` is done (within a bound, so a server that stops
+/// answering fails the test instead of hanging it), printed for the test log.
+pub async fn finish(sim: impl Future<Output = anyhow::Result<Report>>, what: &str) -> Report {
+    let report = tokio::time::timeout(Duration::from_secs(420), sim)
+        .await
+        .expect("the simulation finished in time")
+        .expect("the simulation ran");
+    eprintln!(
+        "{what}: {}",
+        serde_json::to_string(&report).unwrap_or_default()
+    );
+    report
 }
 
 /// Every meeting and feedback the devices recorded is on the server exactly once, with
