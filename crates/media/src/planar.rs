@@ -120,7 +120,12 @@ fn resize_samples(
     let resize_err = |e: &dyn std::fmt::Display| DeriveError::Resize(e.to_string());
     let src = fr::images::ImageRef::new(sw, sh, samples, pixel_type).map_err(|e| resize_err(&e))?;
     let mut dst = fr::images::Image::new(w, h, pixel_type);
-    let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    // Two-channel pixels are luma + alpha to fast_image_resize, which would weight
+    // each Cb sample by its Cr (premultiply, filter, divide): off-colour edges, and
+    // Cb lost wherever Cr is 0.
+    let opts = ResizeOptions::new()
+        .resize_alg(ResizeAlg::Convolution(filter))
+        .use_alpha(false);
     resizer
         .resize(&src, &mut dst, &opts)
         .map_err(|e| resize_err(&e))?;
@@ -304,6 +309,25 @@ mod tests {
             .unwrap();
         assert_eq!((out.width, out.height, out.stride), (17, 11, 17));
         assert!(out.data.iter().all(|&v| v == 100), "{:?}", out.data);
+    }
+
+    #[test]
+    fn chroma_planes_are_resized_independently() {
+        // Cr steps from 0 to 255 with Cb flat at 100: treated as alpha, the 0 half
+        // would take Cb down to 0 and the edge would smear it.
+        let ycc = Ycc {
+            y: plane(40, 20, 40, |_, _| 128),
+            cb: plane(20, 10, 20, |_, _| 100),
+            cr: plane(20, 10, 20, |x, _| if x < 10 { 0 } else { 255 }),
+        };
+        let (cb, cr) = ycc
+            .chroma_resized(&mut Resizer::new(), (7, 3), fr::FilterType::Lanczos3)
+            .unwrap();
+        assert!(cb.data.iter().all(|&v| v == 100), "{:?}", cb.data);
+        // Cr keeps its step (Lanczos3 rings by a few levels next to it).
+        let row = &cr.data[..7];
+        assert!(row[..3].iter().all(|&v| v <= 8), "{row:?}");
+        assert!(row[4..].iter().all(|&v| v >= 247), "{row:?}");
     }
 
     #[test]
