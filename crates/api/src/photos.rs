@@ -331,14 +331,16 @@ impl Upload<'_> {
 }
 
 /// Ingests the uploaded file, whose bytes the caller has verified to hash to `sha`,
-/// stores the original and both renditions durably, then records the photo.
-/// Concurrent calls for one hash write identical blobs and exactly one of them gets
-/// `created`.
+/// stores the original and both renditions durably, then records the photo, and
+/// with it forgets `finished_upload` (the resumable upload that brought it, whose
+/// bytes the caller then removes). Concurrent calls for one hash write identical
+/// blobs and exactly one of them gets `created`.
 pub async fn ingest_and_store(
     state: &AppState,
     uploader: UserId,
     sha: &Sha256,
     upload: Upload<'_>,
+    finished_upload: Option<uuid::Uuid>,
 ) -> ApiResult<Stored> {
     let path = upload.path();
     // Room in the pool first: a photo waiting for a decoder holds its bytes in memory,
@@ -376,7 +378,13 @@ pub async fn ingest_and_store(
         blobs.put(Variant::Display, sha, display),
     )
     .map_err(blob_error)?;
-    let (record, created) = state.store.run(move |s| s.record_media(&new)).await?;
+    let (record, created) = state
+        .store
+        .run(move |s| match finished_upload {
+            Some(id) => s.record_uploaded_media(&new, id),
+            None => s.record_media(&new),
+        })
+        .await?;
     tracing::info!(sha256 = %sha, created, bytes = record.bytes, "photo stored");
     Ok(Stored { record, created })
 }
@@ -425,7 +433,14 @@ pub async fn put_photo(
             created: false,
         });
     }
-    ingest_and_store(state, user.id, &sha, Upload::Scratch(received.file.path())).await
+    ingest_and_store(
+        state,
+        user.id,
+        &sha,
+        Upload::Scratch(received.file.path()),
+        None,
+    )
+    .await
 }
 
 #[cfg(test)]

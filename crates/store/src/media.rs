@@ -11,12 +11,13 @@
 use crate::audit::{AuditConn, AuditEvent};
 use crate::db::{Store, with_conn, write_tx};
 use crate::error::{Result, StoreError};
-use crate::schema::{media, media_uploaders, meeting_photos, meetings};
+use crate::schema::{media, media_uploaders, meeting_photos, meetings, uploads};
 use crate::time::{now_utc, truncate};
 use baithak_domain::{AreaPath, UserId};
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use std::collections::HashMap;
+use uuid::Uuid;
 
 /// The largest pHash distance a neighbour search accepts: beyond it every band radius
 /// is 8+ bits (over half of each band's values) and distinct photos start to match.
@@ -205,6 +206,26 @@ impl Store {
     /// Returns the stored record and whether this call created it; of any number of
     /// racing callers with one hash, exactly one gets `true`.
     pub fn record_media(&self, new: &NewMedia) -> Result<(MediaRecord, bool)> {
+        self.record_media_inner(new, None)
+    }
+
+    /// [`Store::record_media`] for the photo a resumable upload just completed, and
+    /// forgets that upload in the same transaction: one durable commit (an fsync of
+    /// SQLite's WAL, under its write lock) where there were two. If recording fails,
+    /// the upload stays, so its client can retry the completion.
+    pub fn record_uploaded_media(
+        &self,
+        new: &NewMedia,
+        upload: Uuid,
+    ) -> Result<(MediaRecord, bool)> {
+        self.record_media_inner(new, Some(upload))
+    }
+
+    fn record_media_inner(
+        &self,
+        new: &NewMedia,
+        finished_upload: Option<Uuid>,
+    ) -> Result<(MediaRecord, bool)> {
         check_sha(&new.sha256)?;
         let too_big = |what: &str| StoreError::Invalid(format!("{what} out of range"));
         let [b0, b1, b2, b3] = phash_bands(new.phash);
@@ -259,6 +280,9 @@ impl Store {
                 ))
                 .on_conflict_do_nothing()
                 .execute(c)?;
+            if let Some(id) = finished_upload {
+                diesel::delete(uploads::table.find(id.to_string())).execute(c)?;
+            }
             // The row just inserted is what the database holds (times are already
             // truncated to its microseconds), so only the loser reads the winner's.
             let stored = if inserted > 0 {

@@ -343,6 +343,11 @@ async fn write_pieces(
 /// stray bytes, which the sweep removes).
 async fn discard(state: &AppState, id: Uuid) -> ApiResult<()> {
     state.store.run(move |s| s.delete_upload(id)).await?;
+    discard_bytes(state, id).await
+}
+
+/// Removes an upload's bytes, once its row is gone.
+async fn discard_bytes(state: &AppState, id: Uuid) -> ApiResult<()> {
     if let Some(parts) = &state.parts {
         return parts
             .delete(&id.simple().to_string())
@@ -495,15 +500,21 @@ async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiR
     }
     let hex = upload.sha256.clone();
     let existing = state.store.run(move |s| s.media(&hex)).await?;
+    let ingested_here = existing.is_none();
     let result = match existing {
         Some(record) => Ok(Stored {
             record,
             created: false,
         }),
-        None => photos::ingest_and_store(state, user.id, &expected, whole.upload()).await,
+        None => {
+            // Recording the photo forgets the upload in the same commit.
+            let id = Some(upload.id);
+            photos::ingest_and_store(state, user.id, &expected, whole.upload(), id).await
+        }
     };
     match &result {
         Err(ApiError::Unavailable { .. } | ApiError::Internal(_)) => {}
+        Ok(_) if ingested_here => discard_bytes(state, upload.id).await?,
         _ => discard(state, upload.id).await?,
     }
     if let Ok(stored) = &result {
