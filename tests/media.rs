@@ -813,6 +813,100 @@ async fn replicas_share_resumable_uploads() {
     resumable_flow(&a, &b, Some(&bucket)).await;
 }
 
+/// Announces `bytes` as a resumable upload and returns its id.
+async fn new_upload(s: &Server, token: &str, bytes: &[u8]) -> String {
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(token),
+            Some(json!({"sha256": hex(bytes), "length": bytes.len()})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
+/// The last chunk is recorded together with its photo, not on its own. When the photo
+/// cannot be stored, the chunk is still kept and recorded, so the phone's retry is an
+/// empty `PATCH` at the final offset, not the chunk again.
+#[tokio::test]
+async fn a_last_chunk_whose_photo_cannot_be_stored_is_kept_for_an_empty_retry() {
+    let s = start(Kind::Sqlite, &[]);
+    setup(&s);
+    let ravi = s.token("ravi", PW).await;
+    let bytes = photo("gps/DSCN0012.jpg");
+    let (sha, len) = (hex(&bytes), bytes.len());
+    let id = new_upload(&s, &ravi, &bytes).await;
+    let half = len / 2;
+    assert_eq!(
+        patch_chunk(&s, &ravi, &id, 0, &bytes[..half]).await.0,
+        StatusCode::OK
+    );
+
+    // A file where the original's fan-out directory belongs: storing it fails.
+    let blocker = s.data_dir.join("photos/original").join(&sha[0..2]);
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let (st, _, body) = patch_chunk(&s, &ravi, &id, half, &bytes[half..]).await;
+    assert!(st.is_server_error(), "{st}: {body}");
+    let (st, off, _) = upload_head(&s, &ravi, &id).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "chunk kept");
+    let (st, _) = s
+        .call(Method::GET, &format!("/v1/media/{sha}"), Some(&ravi), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "nothing recorded");
+
+    std::fs::remove_file(&blocker).unwrap();
+    let (st, off, done) = patch_chunk(&s, &ravi, &id, len, &[]).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
+    assert_eq!(done["complete"], true);
+    assert_eq!(done["media"]["sha256"], sha.as_str());
+    let res = get_bytes(&s, &ravi, &format!("/v1/media/{sha}?variant=original")).await;
+    assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
+    assert_eq!(upload_head(&s, &ravi, &id).await.0, StatusCode::NOT_FOUND);
+    assert_no_scratch_left(&s);
+}
+
+/// A crash after the last chunk was written but before its photo was recorded leaves
+/// the upload at the chunk's start and the part file holding bytes past it (the
+/// chunk's, or whatever the disk kept of them). The phone resends from there, even in
+/// smaller chunks, and the photo stored is exactly its bytes.
+#[tokio::test]
+async fn a_last_chunk_lost_in_a_crash_is_sent_again_over_what_it_left() {
+    let mut s = start(Kind::Sqlite, &[]);
+    setup(&s);
+    let ravi = s.token("ravi", PW).await;
+    let bytes = photo("Nikon_D70.jpg");
+    let (sha, len) = (hex(&bytes), bytes.len());
+    let id = new_upload(&s, &ravi, &bytes).await;
+    let third = len / 3;
+    assert_eq!(
+        patch_chunk(&s, &ravi, &id, 0, &bytes[..third]).await.0,
+        StatusCode::OK
+    );
+    s.kill_and_restart();
+    // What the crash left: the rest of the file written, not as sent.
+    let part = s.data_dir.join("work/uploads").join(id.replace('-', ""));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&part)
+        .unwrap();
+    file.write_all(&vec![0xA5; len - third]).unwrap();
+    drop(file);
+    let ravi = s.token("ravi", PW).await;
+    assert_eq!(upload_head(&s, &ravi, &id).await.1, Some(third as u64));
+
+    let (st, off, _) = patch_chunk(&s, &ravi, &id, third, &bytes[third..2 * third]).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(2 * third as u64)));
+    let (st, off, done) = patch_chunk(&s, &ravi, &id, 2 * third, &bytes[2 * third..]).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
+    assert_eq!(done["media"]["sha256"], sha.as_str());
+    let res = get_bytes(&s, &ravi, &format!("/v1/media/{sha}?variant=original")).await;
+    assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
+    assert_no_scratch_left(&s);
+}
+
 /// A photo while the object store at `port` cannot store it: a 503 with
 /// `Retry-After` within `within`, and nothing recorded; a resumable chunk likewise,
 /// its offset unmoved.

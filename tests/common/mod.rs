@@ -197,13 +197,17 @@ fn start_on(db: Arc<TestDb>, data_dir: PathBuf, extra_env: &[(&str, &str)]) -> S
         db,
         data_dir,
         base,
-        http: Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .unwrap(),
+        http: http_client(),
         child,
         env,
     }
+}
+
+fn http_client() -> Client {
+    Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 /// Starts `baithak serve` bound to `bind` and returns it with its base URL, once it
@@ -260,6 +264,9 @@ impl Server {
         let (child, base) = spawn(&self.db.url, &self.data_dir, &bind, &self.env);
         assert_eq!(base, self.base, "restarted on the same address");
         self.child = child;
+        // The pool's idle connections went with the old process; a request sent on one
+        // would fail where a phone's app would simply reconnect.
+        self.http = http_client();
     }
 
     /// The number of requests this process has answered with a 2xx status.

@@ -285,7 +285,10 @@ where
     Ok((written, broken))
 }
 
-/// Writes the body at `start` of the part file, at most `room` bytes, then fsyncs.
+/// Writes the body at `start` of the part file, at most `room` bytes, then fsyncs,
+/// except when the body filled the upload: that chunk is made durable by the finish
+/// (the stored original is this very file, fsynced as a blob) or, if storing fails, by
+/// [`sync_part`] before its offset is recorded.
 async fn write_part_file(
     path: &Path,
     start: u64,
@@ -304,17 +307,33 @@ async fn write_part_file(
         })
     })
     .await?;
+    if broken.is_some() || written < room {
+        sync_part_file(file, path, start).await?;
+    }
+    Ok((written, broken))
+}
+
+/// Makes the bytes written to a part file durable, and the file's directory entry too
+/// when `start` is 0 (that chunk created it).
+async fn sync_part_file(file: Arc<std::fs::File>, path: &Path, start: u64) -> ApiResult<()> {
     let dir = path.parent().map(Path::to_path_buf);
     blocking(move || {
         file.sync_data()?;
-        // The first chunk created the file: make its directory entry durable too.
         if let (0, Some(dir)) = (start, dir) {
             std::fs::File::open(dir)?.sync_all()?;
         }
         Ok(())
     })
-    .await?;
-    Ok((written, broken))
+    .await
+}
+
+/// [`sync_part_file`] for a chunk whose file handle is gone.
+async fn sync_part(path: &Path, start: u64) -> ApiResult<()> {
+    let file = {
+        let path = path.to_path_buf();
+        Arc::new(blocking(move || open_part(&path, false)).await?)
+    };
+    sync_part_file(file, path, start).await
 }
 
 /// Stores the body as pieces in the shared store, at most `room` bytes; each piece is
@@ -414,6 +433,9 @@ pub async fn append_chunk(
         Some(parts) => write_pieces(parts, id, offset, room, body).await?,
     };
     let next = offset + written;
+    if state.parts.is_none() && broken.is_none() && next == upload.length {
+        return finish_with_last_chunk(state, user, upload, offset, &path).await;
+    }
     let advanced = state
         .store
         .run(move |s| s.advance_upload(id, uid, offset, next, now_utc()))
@@ -442,6 +464,39 @@ pub async fn append_chunk(
     let length = upload.length;
     let stored = finish(state, user, upload).await?;
     Ok(Appended::Complete { length, stored })
+}
+
+/// Finishes a local upload whose last chunk (from `offset`) was written but neither
+/// fsynced nor recorded: the photo's record removes the upload in one commit, and the
+/// stored original is the part file itself, fsynced as a blob, so the chunk needs no
+/// commit (and no fsync) of its own. A crash before the record leaves the upload at
+/// `offset`; the client resends the chunk over the same bytes. When storing fails and
+/// the upload is kept for a retry, the chunk is made durable and recorded first, so
+/// the retry can be the empty `PATCH` at the final offset.
+async fn finish_with_last_chunk(
+    state: &AppState,
+    user: &AuthUser,
+    upload: UploadRecord,
+    offset: u64,
+    path: &Path,
+) -> ApiResult<Appended> {
+    let (id, uid, length) = (upload.id, user.id, upload.length);
+    let whole = UploadRecord {
+        received: length,
+        ..upload
+    };
+    match finish(state, user, whole).await {
+        Ok(stored) => Ok(Appended::Complete { length, stored }),
+        Err(e @ (ApiError::Unavailable { .. } | ApiError::Internal(_))) => {
+            sync_part(path, offset).await?;
+            state
+                .store
+                .run(move |s| s.advance_upload(id, uid, offset, length, now_utc()))
+                .await?;
+            Err(e)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// An upload's whole bytes on this machine's disk, ready for ingest.
