@@ -448,6 +448,41 @@ mod tests {
         .unwrap()
     }
 
+    /// pHashes stored before the thumbnail's filter became CatmullRom came from
+    /// Lanczos3 thumbnails of the same displays: a photo re-used across the change must
+    /// still be within a few bits of itself, far inside the duplicate threshold.
+    #[test]
+    fn the_thumbnail_filter_keeps_the_phash_of_lanczos3_thumbnails() {
+        let mut worst = 0;
+        for file in [
+            "mobile/jolla.jpg",
+            "exif-org/sony-d700.jpg",
+            "gps/DSCN0010.jpg",
+            "gps/DSCN0021.jpg",
+            "orientation/landscape_1.jpg",
+            "orientation/portrait_6.jpg",
+        ] {
+            let bytes = std::fs::read(format!("{PHOTOS}/{file}")).unwrap();
+            let display = full_size_renditions(&bytes).display;
+            let shrink = |filter| {
+                derive::shrink_to_fit(
+                    &mut fast_image_resize::Resizer::new(),
+                    &display,
+                    derive::THUMB_MAX_SIDE,
+                    filter,
+                )
+                .unwrap()
+                .unwrap()
+            };
+            let before = shrink(fast_image_resize::FilterType::Lanczos3);
+            let now = shrink(derive::THUMB_FILTER);
+            let dist = phash_distance(phash(&before), phash(&now));
+            println!("{file}: pHash distance {dist}");
+            worst = worst.max(dist);
+        }
+        assert!(worst <= 4, "pHash distance {worst}");
+    }
+
     #[test]
     fn scaled_decode_keeps_phash_and_pixels() {
         let bytes = std::fs::read(format!("{PHOTOS}/mobile/jolla.jpg")).unwrap();

@@ -278,7 +278,7 @@ pub(crate) fn renditions(
         .oriented(exif_orientation)?;
     let (w, h) = display.dimensions();
     let thumb_size = fit_within(w, h, THUMB_MAX_SIDE);
-    let thumb = display.resized(&mut resizer, thumb_size, fr::FilterType::Lanczos3)?;
+    let thumb = display.resized(&mut resizer, thumb_size, crate::derive::THUMB_FILTER)?;
     Ok(YccRenditions { display, thumb })
 }
 
