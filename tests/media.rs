@@ -813,18 +813,25 @@ async fn replicas_share_resumable_uploads() {
     resumable_flow(&a, &b, Some(&bucket)).await;
 }
 
-/// Announces `bytes` as a resumable upload and returns its id.
-async fn new_upload(s: &Server, token: &str, bytes: &[u8]) -> String {
+/// Ravi's resumable upload of the photo at `file`, its first `1 / parts` sent: his
+/// token, the photo's bytes and the upload's id.
+async fn upload_begun(s: &Server, file: &str, parts: usize) -> (String, Vec<u8>, String) {
+    setup(s);
+    let ravi = s.token("ravi", PW).await;
+    let bytes = photo(file);
     let (st, body) = s
         .call(
             Method::POST,
             "/v1/uploads",
-            Some(token),
-            Some(json!({"sha256": hex(bytes), "length": bytes.len()})),
+            Some(&ravi),
+            Some(json!({"sha256": hex(&bytes), "length": bytes.len()})),
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{body}");
-    body["id"].as_str().unwrap().to_owned()
+    let id = body["id"].as_str().unwrap().to_owned();
+    let first = &bytes[..bytes.len() / parts];
+    assert_eq!(patch_chunk(s, &ravi, &id, 0, first).await.0, StatusCode::OK);
+    (ravi, bytes, id)
 }
 
 /// The last chunk is recorded together with its photo, not on its own. When the photo
@@ -833,16 +840,9 @@ async fn new_upload(s: &Server, token: &str, bytes: &[u8]) -> String {
 #[tokio::test]
 async fn a_last_chunk_whose_photo_cannot_be_stored_is_kept_for_an_empty_retry() {
     let s = start(Kind::Sqlite, &[]);
-    setup(&s);
-    let ravi = s.token("ravi", PW).await;
-    let bytes = photo("gps/DSCN0012.jpg");
+    let (ravi, bytes, id) = upload_begun(&s, "gps/DSCN0012.jpg", 2).await;
     let (sha, len) = (hex(&bytes), bytes.len());
-    let id = new_upload(&s, &ravi, &bytes).await;
     let half = len / 2;
-    assert_eq!(
-        patch_chunk(&s, &ravi, &id, 0, &bytes[..half]).await.0,
-        StatusCode::OK
-    );
 
     // A file where the original's fan-out directory belongs: storing it fails.
     let blocker = s.data_dir.join("photos/original").join(&sha[0..2]);
@@ -875,16 +875,9 @@ async fn a_last_chunk_whose_photo_cannot_be_stored_is_kept_for_an_empty_retry() 
 #[tokio::test]
 async fn a_last_chunk_lost_in_a_crash_is_sent_again_over_what_it_left() {
     let mut s = start(Kind::Sqlite, &[]);
-    setup(&s);
-    let ravi = s.token("ravi", PW).await;
-    let bytes = photo("Nikon_D70.jpg");
+    let (_, bytes, id) = upload_begun(&s, "Nikon_D70.jpg", 3).await;
     let (sha, len) = (hex(&bytes), bytes.len());
-    let id = new_upload(&s, &ravi, &bytes).await;
     let third = len / 3;
-    assert_eq!(
-        patch_chunk(&s, &ravi, &id, 0, &bytes[..third]).await.0,
-        StatusCode::OK
-    );
     s.kill_and_restart();
     // What the crash left: the rest of the file written, not as sent.
     let part = s.data_dir.join("work/uploads").join(id.replace('-', ""));
