@@ -285,16 +285,15 @@ where
     Ok((written, broken))
 }
 
-/// Writes the body at `start` of the part file, at most `room` bytes, then fsyncs,
-/// except when the body filled the upload: that chunk is made durable by the finish
-/// (the stored original is this very file, fsynced as a blob) or, if storing fails, by
-/// [`sync_part`] before its offset is recorded.
+/// Writes the body at `start` of the part file, at most `room` bytes, and hands back
+/// the file unsynced: the caller decides when the bytes must be durable
+/// ([`sync_part_file`]).
 async fn write_part_file(
     path: &Path,
     start: u64,
     room: u64,
     body: web::Payload,
-) -> ApiResult<(u64, Option<ApiError>)> {
+) -> ApiResult<(u64, Option<ApiError>, Arc<std::fs::File>)> {
     let file = {
         let (path, create) = (path.to_path_buf(), start == 0);
         Arc::new(blocking(move || open_part(&path, create)).await?)
@@ -307,10 +306,7 @@ async fn write_part_file(
         })
     })
     .await?;
-    if broken.is_some() || written < room {
-        sync_part_file(file, path, start).await?;
-    }
-    Ok((written, broken))
+    Ok((written, broken, file))
 }
 
 /// Makes the bytes written to a part file durable, and the file's directory entry too
@@ -325,15 +321,6 @@ async fn sync_part_file(file: Arc<std::fs::File>, path: &Path, start: u64) -> Ap
         Ok(())
     })
     .await
-}
-
-/// [`sync_part_file`] for a chunk whose file handle is gone.
-async fn sync_part(path: &Path, start: u64) -> ApiResult<()> {
-    let file = {
-        let path = path.to_path_buf();
-        Arc::new(blocking(move || open_part(&path, false)).await?)
-    };
-    sync_part_file(file, path, start).await
 }
 
 /// Stores the body as pieces in the shared store, at most `room` bytes; each piece is
@@ -428,13 +415,22 @@ pub async fn append_chunk(
             return Err(ApiError::NotFound);
         }
     }
-    let (written, broken) = match &state.parts {
-        None => write_part_file(&path, offset, room, body).await?,
-        Some(parts) => write_pieces(parts, id, offset, room, body).await?,
+    let (written, broken, part_file) = match &state.parts {
+        None => {
+            let (written, broken, file) = write_part_file(&path, offset, room, body).await?;
+            (written, broken, Some(file))
+        }
+        Some(parts) => {
+            let (written, broken) = write_pieces(parts, id, offset, room, body).await?;
+            (written, broken, None)
+        }
     };
     let next = offset + written;
-    if state.parts.is_none() && broken.is_none() && next == upload.length {
-        return finish_with_last_chunk(state, user, upload, offset, &path).await;
+    if let Some(file) = part_file {
+        if broken.is_none() && next == upload.length {
+            return finish_with_last_chunk(state, user, upload, offset, &path, file).await;
+        }
+        sync_part_file(file, &path, offset).await?;
     }
     let advanced = state
         .store
@@ -479,6 +475,7 @@ async fn finish_with_last_chunk(
     upload: UploadRecord,
     offset: u64,
     path: &Path,
+    file: Arc<std::fs::File>,
 ) -> ApiResult<Appended> {
     let (id, uid, length) = (upload.id, user.id, upload.length);
     let whole = UploadRecord {
@@ -488,7 +485,7 @@ async fn finish_with_last_chunk(
     match finish(state, user, whole).await {
         Ok(stored) => Ok(Appended::Complete { length, stored }),
         Err(e @ (ApiError::Unavailable { .. } | ApiError::Internal(_))) => {
-            sync_part(path, offset).await?;
+            sync_part_file(file, path, offset).await?;
             state
                 .store
                 .run(move |s| s.advance_upload(id, uid, offset, length, now_utc()))
