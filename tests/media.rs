@@ -900,6 +900,59 @@ async fn a_last_chunk_lost_in_a_crash_is_sent_again_over_what_it_left() {
     assert_no_scratch_left(&s);
 }
 
+/// A full disk is the operator's to fix, not a fault of the photo: a chunk that cannot
+/// be written is a 503 with `Retry-After` (not a 500), the upload stays where it was,
+/// and the same chunk goes through once there is room.
+#[tokio::test]
+async fn a_chunk_that_meets_a_full_disk_is_refused_for_a_retry() {
+    let s = start(Kind::Sqlite, &[]);
+    setup(&s);
+    let ravi = s.token("ravi", PW).await;
+    let bytes = photo("gps/DSCN0012.jpg");
+    let (sha, len) = (hex(&bytes), bytes.len());
+    let half = len / 2;
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(&ravi),
+            Some(json!({"sha256": sha, "length": len})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let id = body["id"].as_str().unwrap().to_owned();
+
+    // Every write to /dev/full fails with ENOSPC, as on a full disk.
+    let part = s.data_dir.join("work/uploads").join(id.replace('-', ""));
+    std::fs::create_dir_all(part.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("/dev/full", &part).unwrap();
+    let res = s
+        .http
+        .patch(s.url(&format!("/v1/uploads/{id}")))
+        .bearer_auth(&ravi)
+        .header("upload-offset", "0")
+        .header("content-type", "application/offset+octet-stream")
+        .body(bytes[..half].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().contains_key("retry-after"));
+    let (_, problem) = read(res).await;
+    assert_eq!(problem["code"], "unavailable", "{problem}");
+    assert_eq!(upload_head(&s, &ravi, &id).await.1, Some(0));
+
+    std::fs::remove_file(&part).unwrap();
+    let (st, off, _) = patch_chunk(&s, &ravi, &id, 0, &bytes[..half]).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(half as u64)));
+    let (st, off, done) = patch_chunk(&s, &ravi, &id, half, &bytes[half..]).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
+    assert_eq!(done["media"]["sha256"], sha.as_str());
+    let res = get_bytes(&s, &ravi, &format!("/v1/media/{sha}?variant=original")).await;
+    assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
+    assert_no_scratch_left(&s);
+}
+
 /// A photo while the object store at `port` cannot store it: a 503 with
 /// `Retry-After` within `within`, and nothing recorded; a resumable chunk likewise,
 /// its offset unmoved.

@@ -10,6 +10,18 @@ use baithak_api_types::{FieldError, Problem};
 use baithak_domain::ValidationError;
 use baithak_store::StoreError;
 
+/// Seconds a client is asked to wait when the server's disk is full: long enough for
+/// an operator to act, short next to the hours a phone may wait for a signal anyway.
+pub const OUT_OF_SPACE_RETRY_SECS: u64 = 300;
+
+/// ENOSPC or EDQUOT.
+pub fn is_out_of_space(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("bad request: {detail}")]
@@ -59,6 +71,20 @@ impl ApiError {
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         ApiError::Internal(cause.to_string())
+    }
+
+    /// A failed file operation: a full disk (or an exhausted quota) is the operator's
+    /// to fix while the phone keeps its photo, so it is a retryable 503 rather than a
+    /// 500 the app would show as a server fault; anything else is a 500.
+    pub fn io(e: std::io::Error) -> Self {
+        if is_out_of_space(&e) {
+            ApiError::Unavailable {
+                retry_after_secs: OUT_OF_SPACE_RETRY_SECS,
+                cause: format!("out of disk space: {e}"),
+            }
+        } else {
+            ApiError::Internal(e.to_string())
+        }
     }
 
     pub fn problem(&self) -> Problem {
@@ -165,6 +191,10 @@ impl From<StoreError> for ApiError {
             e if e.is_database_locked() => ApiError::Unavailable {
                 retry_after_secs: 1,
                 cause: e.to_string(),
+            },
+            e if e.is_out_of_space() => ApiError::Unavailable {
+                retry_after_secs: OUT_OF_SPACE_RETRY_SECS,
+                cause: format!("out of disk space: {e}"),
             },
             other => ApiError::Internal(other.to_string()),
         }

@@ -9,7 +9,7 @@
 //! recorded, so a photo the API acknowledges is never missing its bytes.
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, is_out_of_space};
 use crate::state::AppState;
 use actix_web::error::PayloadError;
 use actix_web::web;
@@ -171,7 +171,7 @@ pub async fn receive(state: &AppState, mut body: web::Payload, limit: u64) -> Ap
     let temp = TempFile::new_in(&state.work_dir.join("incoming"));
     let file = tokio::fs::File::create(temp.path())
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::io)?;
     // Body chunks are small (tens of KiB); gather them so each trip to a blocking
     // thread writes a useful amount.
     let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUF, file);
@@ -182,12 +182,12 @@ pub async fn receive(state: &AppState, mut body: web::Payload, limit: u64) -> Ap
             return Err(too_large(limit));
         }
         hasher.update(&chunk);
-        file.write_all(&chunk).await.map_err(ApiError::internal)?;
+        file.write_all(&chunk).await.map_err(ApiError::io)?;
     }
     // tokio's File writes in the background; flushing writes out the buffer, waits
     // for the last write and reports its error. No fsync: this copy is scratch; the
     // blob store's copy is the one made durable.
-    file.flush().await.map_err(ApiError::internal)?;
+    file.flush().await.map_err(ApiError::io)?;
     let len = hasher.len();
     Ok(Received {
         file: temp,
@@ -277,6 +277,9 @@ pub(crate) fn blob_error(e: BlobError) -> ApiError {
             retry_after_secs: 5,
             cause: format!("blob store: {cause}"),
         },
+        BlobError::Io { path, source } if is_out_of_space(&source) => ApiError::io(
+            std::io::Error::new(source.kind(), format!("{}: {source}", path.display())),
+        ),
         other => ApiError::internal(other),
     }
 }
@@ -457,6 +460,36 @@ mod tests {
             let e = parse_sha(bad).unwrap_err();
             assert_eq!(e.problem().code, "invalid_sha256");
             assert_eq!(e.problem().status, 400);
+        }
+    }
+
+    #[test]
+    fn a_full_disk_is_a_retryable_503_and_other_file_failures_a_500() {
+        use std::io::{Error, ErrorKind};
+        let status = |e: ApiError| {
+            let res = e.error_response();
+            let retry = res
+                .headers()
+                .get(actix_web::http::header::RETRY_AFTER)
+                .map(|v| v.to_str().unwrap_or_default().to_owned());
+            (res.status().as_u16(), retry)
+        };
+        let wait = Some(crate::error::OUT_OF_SPACE_RETRY_SECS.to_string());
+        for kind in [ErrorKind::StorageFull, ErrorKind::QuotaExceeded] {
+            assert_eq!(status(ApiError::io(Error::from(kind))), (503, wait.clone()));
+            let blob = BlobError::Io {
+                path: "photos/original/ab/cd".into(),
+                source: Error::from(kind),
+            };
+            assert_eq!(status(blob_error(blob)), (503, wait.clone()));
+        }
+        for kind in [ErrorKind::PermissionDenied, ErrorKind::NotADirectory] {
+            assert_eq!(status(ApiError::io(Error::from(kind))), (500, None));
+            let blob = BlobError::Io {
+                path: "photos/original/ab".into(),
+                source: Error::from(kind),
+            };
+            assert_eq!(status(blob_error(blob)), (500, None));
         }
     }
 

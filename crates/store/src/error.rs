@@ -58,6 +58,44 @@ impl StoreError {
     pub fn is_database_locked(&self) -> bool {
         matches!(self, StoreError::Db(e) if e.to_string().contains("database is locked"))
     }
+
+    /// The database's disk is full (SQLite says so of its page limit too): the
+    /// operator's to fix, so a caller is told to retry later rather than shown a fault.
+    pub fn is_out_of_space(&self) -> bool {
+        matches!(self, StoreError::Db(e) if {
+            let m = e.to_string();
+            // SQLite's SQLITE_FULL; PostgreSQL's disk_full, with the OS's ENOSPC text.
+            m.contains("database or disk is full") || m.contains("No space left on device")
+        })
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::{Connection, RunQueryDsl, SqliteConnection};
+
+    #[test]
+    fn a_full_database_is_recognised() {
+        let mut c = SqliteConnection::establish(":memory:").expect("in-memory SQLite");
+        diesel::sql_query("CREATE TABLE t (b BLOB)")
+            .execute(&mut c)
+            .expect("create");
+        diesel::sql_query("PRAGMA max_page_count = 8")
+            .execute(&mut c)
+            .expect("page limit");
+        let full = (0..64)
+            .find_map(|_| {
+                diesel::sql_query("INSERT INTO t VALUES (zeroblob(4096))")
+                    .execute(&mut c)
+                    .err()
+            })
+            .map(StoreError::from)
+            .expect("the page limit is reached");
+        assert!(full.is_out_of_space(), "{full}");
+        assert!(!full.is_database_locked());
+        assert!(!StoreError::NotFound.is_out_of_space());
+    }
+}

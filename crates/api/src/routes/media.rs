@@ -54,7 +54,7 @@ pub(crate) fn declared_length(req: &HttpRequest) -> Option<u64> {
         (status = 413, body = Problem, description = "over the photo byte limit"),
         (status = 415, body = Problem, description = "not JPEG, PNG or WebP"),
         (status = 422, body = Problem, description = "invalid_image: undecodable, or too many pixels"),
-        (status = 503, body = Problem, description = "busy; retry after `Retry-After` seconds")))]
+        (status = 503, body = Problem, description = "busy, the photo store unreachable or its disk full; retry after `Retry-After` seconds")))]
 #[tracing::instrument(skip_all, fields(sha256 = %path))]
 pub async fn put(
     state: web::Data<AppState>,

@@ -236,7 +236,7 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f)
         .await
         .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)
+        .map_err(ApiError::io)
 }
 
 /// Reads the body in pieces of about [`WRITE_BUF`] bytes, at most `room` in all, and
@@ -618,7 +618,7 @@ fn parse_offset(req: &HttpRequest) -> ApiResult<u64> {
         (status = 409, body = Problem, description = "offset_mismatch", headers(("Upload-Offset" = u64))),
         (status = 415, body = Problem, description = "the finished upload is not JPEG, PNG or WebP"),
         (status = 422, body = Problem, description = "invalid_image"),
-        (status = 503, body = Problem, description = "busy after the last byte arrived; retry with an empty PATCH at the final offset")))]
+        (status = 503, body = Problem, description = "busy, the photo store unreachable or its disk full; retry after `Retry-After` seconds from the offset HEAD reports (once every byte arrived, an empty PATCH at the final offset)")))]
 #[tracing::instrument(skip_all, fields(upload_id = %path))]
 pub async fn append(
     state: web::Data<AppState>,
