@@ -82,7 +82,7 @@ pub enum BlobError {
     /// The bytes offered as an original do not hash to the key they were offered under.
     #[error("content hashes to {actual}, not to its key {expected}")]
     DigestMismatch { expected: Sha256, actual: Sha256 },
-    #[error("reading {path}: {source}")]
+    #[error("{path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -381,7 +381,12 @@ impl BlobStore {
             let target = disk.fs.path_to_filesystem(&kind.path(sha))?;
             let from = path.to_path_buf();
             let placed = blocking(path, move || {
-                place(&from, &target).map_err(|e| BlobError::io(&from, e))
+                place(&from, &target).map_err(|e| {
+                    // Either end may be at fault (a lost source, a target directory
+                    // that cannot be made): name both.
+                    let at = format!("placing it at {}: {e}", target.display());
+                    BlobError::io(&from, std::io::Error::new(e.kind(), at))
+                })
             })
             .await?;
             if placed {

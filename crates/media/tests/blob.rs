@@ -302,6 +302,40 @@ async fn a_linked_put_keeps_the_file_and_shares_its_bytes_on_a_local_store() {
     assert!(matches!(gone, BlobError::Io { .. }), "{gone}");
 }
 
+/// When a file cannot be put in place, the error names both ends: the operator needs
+/// to know whether the upload's bytes or the store's directory is at fault.
+#[tokio::test]
+async fn a_failed_placing_names_the_file_and_where_it_was_going() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = BlobStore::local(tmp.path().join("store")).unwrap();
+    let data = pseudo_random(10_000, 11);
+    let sha = sha256_of(&data);
+    let file = tmp.path().join("upload.part");
+    std::fs::write(&file, &data).unwrap();
+    // A file where the blob's fan-out directory belongs.
+    let key = Variant::Original.key(&sha);
+    let blocker = tmp
+        .path()
+        .join("store")
+        .join(&key[..key.rfind('/').unwrap()]);
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, b"in the way").unwrap();
+    let err = store
+        .put_linked_file(Variant::Original, &sha, &file)
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, BlobError::Io { .. }), "{msg}");
+    assert!(msg.contains("upload.part"), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "placing it at {}",
+            tmp.path().join("store").display()
+        )),
+        "{msg}"
+    );
+}
+
 /// The blob store on a real S3 API (moto): what the server does with an `s3` store.
 fn s3_store(bucket: &baithak_test_support::s3::S3Bucket) -> BlobStore {
     use baithak_test_support::s3::{ACCESS_KEY, REGION, SECRET_KEY};
