@@ -813,22 +813,27 @@ async fn replicas_share_resumable_uploads() {
     resumable_flow(&a, &b, Some(&bucket)).await;
 }
 
+/// Begins a resumable upload of `len` bytes hashing to `sha`; its id.
+async fn new_upload(s: &Server, token: &str, sha: &str, len: usize) -> String {
+    let (st, body) = s
+        .call(
+            Method::POST,
+            "/v1/uploads",
+            Some(token),
+            Some(json!({"sha256": sha, "length": len})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    body["id"].as_str().unwrap().to_owned()
+}
+
 /// Ravi's resumable upload of the photo at `file`, its first `1 / parts` sent: his
 /// token, the photo's bytes and the upload's id.
 async fn upload_begun(s: &Server, file: &str, parts: usize) -> (String, Vec<u8>, String) {
     setup(s);
     let ravi = s.token("ravi", PW).await;
     let bytes = photo(file);
-    let (st, body) = s
-        .call(
-            Method::POST,
-            "/v1/uploads",
-            Some(&ravi),
-            Some(json!({"sha256": hex(&bytes), "length": bytes.len()})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
+    let id = new_upload(s, &ravi, &hex(&bytes), bytes.len()).await;
     let first = &bytes[..bytes.len() / parts];
     assert_eq!(patch_chunk(s, &ravi, &id, 0, first).await.0, StatusCode::OK);
     (ravi, bytes, id)
@@ -911,16 +916,7 @@ async fn a_chunk_that_meets_a_full_disk_is_refused_for_a_retry() {
     let bytes = photo("gps/DSCN0012.jpg");
     let (sha, len) = (hex(&bytes), bytes.len());
     let half = len / 2;
-    let (st, body) = s
-        .call(
-            Method::POST,
-            "/v1/uploads",
-            Some(&ravi),
-            Some(json!({"sha256": sha, "length": len})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
+    let id = new_upload(&s, &ravi, &sha, len).await;
 
     // Every write to /dev/full fails with ENOSPC, as on a full disk.
     let part = s.data_dir.join("work/uploads").join(id.replace('-', ""));
@@ -992,16 +988,7 @@ async fn object_store_down(port: u16, extra: &[(&'static str, String)], within: 
     assert_eq!(st, StatusCode::NOT_FOUND, "nothing recorded");
 
     // A resumable chunk: refused the same way, the offset unmoved.
-    let (st, body) = s
-        .call(
-            Method::POST,
-            "/v1/uploads",
-            Some(&ravi),
-            Some(json!({"sha256": sha, "length": bytes.len()})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    let id = body["id"].as_str().unwrap().to_owned();
+    let id = new_upload(&s, &ravi, &sha, bytes.len()).await;
     let (st, _, _) = patch_chunk(&s, &ravi, &id, 0, &bytes[..50_000]).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(upload_head(&s, &ravi, &id).await.1, Some(0));
