@@ -949,6 +949,43 @@ async fn a_chunk_that_meets_a_full_disk_is_refused_for_a_retry() {
     assert_no_scratch_left(&s);
 }
 
+/// A photo someone else stored, uploaded again in chunks: the bytes must still be the
+/// photo's (wrong ones end the upload and show the photo to nobody new), and the right
+/// ones make it the uploader's to see, as a `PUT` of them would.
+#[tokio::test]
+async fn a_resumable_upload_of_a_stored_photo_proves_its_bytes() {
+    let s = start(Kind::Sqlite, &[]);
+    setup(&s);
+    let (ravi, sita) = (s.token("ravi", PW).await, s.token("sita", PW).await);
+    let bytes = photo("gps/DSCN0012.jpg");
+    let (sha, len) = (hex(&bytes), bytes.len());
+    let (st, body) = put_photo(&s, &sita, &sha, &bytes).await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let photo_path = format!("/v1/media/{sha}");
+    let (st, _) = s.call(Method::GET, &photo_path, Some(&ravi), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "not ravi's yet");
+
+    let mut forged = bytes.clone();
+    forged[len / 2] ^= 0xFF;
+    let id = new_upload(&s, &ravi, &sha, len).await;
+    let (st, _, body) = patch_chunk(&s, &ravi, &id, 0, &forged).await;
+    assert_eq!(
+        (st, body["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("hash_mismatch"))
+    );
+    assert_eq!(upload_head(&s, &ravi, &id).await.0, StatusCode::NOT_FOUND);
+    let (st, _) = s.call(Method::GET, &photo_path, Some(&ravi), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "wrong bytes prove nothing");
+
+    let id = new_upload(&s, &ravi, &sha, len).await;
+    let (st, off, done) = patch_chunk(&s, &ravi, &id, 0, &bytes).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
+    assert_eq!(done["media"]["sha256"], sha.as_str());
+    let (st, body) = s.call(Method::GET, &photo_path, Some(&ravi), None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_no_scratch_left(&s);
+}
+
 /// A photo while the object store at `port` cannot store it: a 503 with
 /// `Retry-After` within `within`, and nothing recorded; a resumable chunk likewise,
 /// its offset unmoved.

@@ -258,6 +258,9 @@ fn ingest_error(e: PoolError) -> ApiError {
             detail,
         },
         PoolError::Ingest(IngestError::TooLarge { limit, .. }) => too_large(limit),
+        PoolError::Ingest(IngestError::HashMismatch { expected, actual }) => {
+            hash_mismatch(&expected, &actual)
+        }
         // A panic past the decoder (which ingest already guards): caused by this input,
         // so refused like an undecodable image; the cause is logged for a fix.
         PoolError::Worker(cause) => {
@@ -326,18 +329,19 @@ pub enum Upload<'a> {
 }
 
 impl Upload<'_> {
-    fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         match self {
             Upload::Scratch(p) | Upload::Kept(p) => p,
         }
     }
 }
 
-/// Ingests the uploaded file, whose bytes the caller has verified to hash to `sha`,
-/// stores the original and both renditions durably, then records the photo, and
-/// with it forgets `finished_upload` (the resumable upload that brought it, whose
-/// bytes the caller then removes). Concurrent calls for one hash write identical
-/// blobs and exactly one of them gets `created`.
+/// Ingests the uploaded file, whose bytes must hash to `sha` (a mismatch is a 400
+/// `hash_mismatch`; the ingest's own hash is the check, so a caller need not hash the
+/// file first), stores the original and both renditions durably, then records the
+/// photo, and with it forgets `finished_upload` (the resumable upload that brought
+/// it, whose bytes the caller then removes). Concurrent calls for one hash write
+/// identical blobs and exactly one of them gets `created`.
 pub async fn ingest_and_store(
     state: &AppState,
     uploader: UserId,
@@ -355,16 +359,9 @@ pub async fn ingest_and_store(
     let admission = state.ingest.admit(len).await.map_err(ingest_error)?;
     let bytes = tokio::fs::read(path).await.map_err(ApiError::internal)?;
     let ingested = admission
-        .run(bytes, &state.config.ingest_limits)
+        .run_claimed(bytes, &state.config.ingest_limits, Some(*sha))
         .await
         .map_err(ingest_error)?;
-    if ingested.sha256 != *sha {
-        // The file changed under us: a bug, not the client's doing.
-        return Err(ApiError::internal(format!(
-            "ingested {} while storing {sha}",
-            ingested.sha256
-        )));
-    }
     let new = new_media(&ingested, uploader);
     let Ingested { thumb, display, .. } = ingested;
     let blobs = &state.blobs;

@@ -65,6 +65,9 @@ pub enum IngestError {
     /// More bytes than [`IngestLimits::max_bytes`] (HTTP 413).
     #[error("upload of {size} bytes exceeds the {limit} byte limit")]
     TooLarge { size: u64, limit: u64 },
+    /// The bytes do not hash to what their sender claimed (HTTP 400).
+    #[error("the bytes hash to {actual}, not to the claimed {expected}")]
+    HashMismatch { expected: Sha256, actual: Sha256 },
 }
 
 /// Everything ingest learns about a photo, plus its renditions.
@@ -92,6 +95,17 @@ pub struct Ingested {
 
 /// Runs the whole pipeline on one upload held in memory.
 pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestError> {
+    ingest_claimed(bytes, limits, None)
+}
+
+/// [`ingest`] of bytes their sender says hash to `claimed`. The hash the photo is
+/// filed under is then also the proof of the claim, computed once, and a mismatch is
+/// found before anything is decoded, so it is reported as such whatever the bytes are.
+pub fn ingest_claimed(
+    bytes: &[u8],
+    limits: &IngestLimits,
+    claimed: Option<&Sha256>,
+) -> Result<Ingested, IngestError> {
     let size = bytes.len() as u64;
     if size > limits.max_bytes {
         return Err(IngestError::TooLarge {
@@ -99,11 +113,19 @@ pub fn ingest(bytes: &[u8], limits: &IngestLimits) -> Result<Ingested, IngestErr
             limit: limits.max_bytes,
         });
     }
+    let sha256 = sha256_of(bytes);
+    if let Some(&expected) = claimed
+        && expected != sha256
+    {
+        return Err(IngestError::HashMismatch {
+            expected,
+            actual: sha256,
+        });
+    }
     let media_type = MediaType::sniff(bytes).ok_or(IngestError::UnsupportedType)?;
     // Held to the end: whether a decode may take a second core depends on other
     // photos anywhere in the pipeline, not only in their decode.
     let busy = InFlight::enter();
-    let sha256 = sha256_of(bytes);
 
     // EXIF parsing runs on attacker-controlled bytes too; a panic in it costs
     // the metadata, not the upload.
@@ -505,6 +527,35 @@ mod tests {
         println!("display mean abs diff {mean:.2}, thumb pHash distance {dist}");
         assert!(mean < 3.0, "display mean abs diff {mean}");
         assert!(dist <= 4, "pHash distance {dist}");
+    }
+
+    #[test]
+    fn a_claimed_hash_is_checked_before_anything_is_decoded() {
+        let limits = IngestLimits::default();
+        let bytes = std::fs::read(format!("{PHOTOS}/gps/DSCN0010.jpg")).unwrap();
+        let right = sha256_of(&bytes);
+        let wrong = sha256_of(b"another photo");
+        let plain = ingest(&bytes, &limits).unwrap();
+        assert_eq!(
+            ingest_claimed(&bytes, &limits, Some(&right)).unwrap(),
+            plain
+        );
+        match ingest_claimed(&bytes, &limits, Some(&wrong)) {
+            Err(IngestError::HashMismatch { expected, actual }) => {
+                assert_eq!((expected, actual), (wrong, right));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Bytes that are no photo at all: the claim is what is wrong with them first.
+        let junk = b"not a photo".to_vec();
+        assert!(matches!(
+            ingest(&junk, &limits),
+            Err(IngestError::UnsupportedType)
+        ));
+        assert!(matches!(
+            ingest_claimed(&junk, &limits, Some(&wrong)),
+            Err(IngestError::HashMismatch { .. })
+        ));
     }
 
     #[test]

@@ -29,7 +29,9 @@ mod strip;
 pub use blob::{BlobError, BlobReader, BlobStore, Variant};
 pub use derive::{DISPLAY_MAX_SIDE, JPEG_QUALITY, THUMB_MAX_SIDE, fit_within};
 pub use hash::{ParseSha256Error, Sha256, Sha256Hasher, sha256_of};
-pub use ingest::{IngestError, IngestLimits, Ingested, decode, decode_scaled, ingest};
+pub use ingest::{
+    IngestError, IngestLimits, Ingested, decode, decode_scaled, ingest, ingest_claimed,
+};
 pub use media_type::MediaType;
 pub use metadata::{ExifInfo, Gps, TakenAt, read_exif};
 pub use parts::{PartsError, SharedParts};

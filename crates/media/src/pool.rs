@@ -22,7 +22,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use crate::ingest::{IngestError, IngestLimits, Ingested, ingest};
+use crate::hash::Sha256;
+use crate::ingest::{IngestError, IngestLimits, Ingested, ingest_claimed};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +264,16 @@ impl Admission {
         bytes: impl AsRef<[u8]> + Send + 'static,
         limits: &IngestLimits,
     ) -> Result<Ingested, PoolError> {
+        self.run_claimed(bytes, limits, None).await
+    }
+
+    /// [`Admission::run`] through [`ingest_claimed`]: the bytes must hash to `claimed`.
+    pub async fn run_claimed(
+        self,
+        bytes: impl AsRef<[u8]> + Send + 'static,
+        limits: &IngestLimits,
+        claimed: Option<Sha256>,
+    ) -> Result<Ingested, PoolError> {
         let running = Arc::clone(&self.running)
             .acquire_owned()
             .await
@@ -271,7 +282,7 @@ impl Admission {
         let threads = Arc::clone(&self.threads);
         let (tx, rx) = oneshot::channel();
         threads.submit(Box::new(move || {
-            let result = ingest(bytes.as_ref(), &limits);
+            let result = ingest_claimed(bytes.as_ref(), &limits, claimed.as_ref());
             drop(running);
             drop(self);
             // The request may have gone away meanwhile; nobody is left to tell.

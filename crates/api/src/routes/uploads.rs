@@ -513,27 +513,22 @@ impl Whole {
     }
 }
 
-/// Every byte is in: check the hash, then ingest and store like a one-shot `PUT`.
-/// A wrong hash or a photo ingest refuses ends the upload; a busy pool or a storage
+/// Every byte is in: ingest and store like a one-shot `PUT`. The ingest's hash is what
+/// checks the bytes against the upload's claim, so a local part file is read and hashed
+/// once (a photo already stored has nothing to ingest and is checked on its own). A
+/// wrong hash or a photo ingest refuses ends the upload; a busy pool or a storage
 /// failure keeps it, so the client can retry the completion with an empty `PATCH` at
 /// the final offset.
 async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiResult<Stored> {
     let expected = photos::parse_sha(&upload.sha256)?;
-    let (whole, actual) = match &state.parts {
-        None => {
-            let path = part_path(state, upload.id);
-            let (actual, len) = photos::hash_file(&path).await?;
-            if len != upload.length {
-                discard(state, upload.id).await?;
-                return Err(photos::hash_mismatch(&expected, &actual));
-            }
-            (Whole::PartFile(path), actual)
-        }
+    // The hash, when the bytes were hashed on their way in (assembled from pieces).
+    let (whole, hashed) = match &state.parts {
+        None => (Whole::PartFile(part_path(state, upload.id)), None),
         Some(parts) => {
             let temp = TempFile::new_in(&state.work_dir.join("incoming"));
             let key = upload.id.simple().to_string();
             match parts.assemble(&key, upload.length, temp.path()).await {
-                Ok(actual) => (Whole::Assembled(temp), actual),
+                Ok(actual) => (Whole::Assembled(temp), Some(actual)),
                 Err(PartsError::Gap { at }) => {
                     tracing::warn!(
                         upload_id = %upload.id, at,
@@ -546,7 +541,9 @@ async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiR
             }
         }
     };
-    if actual != expected {
+    if let Some(actual) = hashed
+        && actual != expected
+    {
         discard(state, upload.id).await?;
         return Err(photos::hash_mismatch(&expected, &actual));
     }
@@ -554,10 +551,27 @@ async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiR
     let existing = state.store.run(move |s| s.media(&hex)).await?;
     let ingested_here = existing.is_none();
     let result = match existing {
-        Some(record) => Ok(Stored {
-            record,
-            created: false,
-        }),
+        Some(record) => {
+            // Nothing to ingest, but the phone must still have sent the photo's bytes.
+            if hashed.is_none() {
+                let (actual, _) = photos::hash_file(whole.upload().path()).await?;
+                if actual != expected {
+                    discard(state, upload.id).await?;
+                    return Err(photos::hash_mismatch(&expected, &actual));
+                }
+            }
+            // It did: the photo is its to see too, as after a `PUT` of the same bytes.
+            let (hex, uid) = (upload.sha256.clone(), user.id);
+            state
+                .store
+                .run(move |s| s.add_media_uploader(&hex, uid))
+                .await
+                .map(|()| Stored {
+                    record,
+                    created: false,
+                })
+                .map_err(ApiError::from)
+        }
         None => {
             // Recording the photo forgets the upload in the same commit.
             let id = Some(upload.id);
