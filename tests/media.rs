@@ -827,6 +827,27 @@ async fn new_upload(s: &Server, token: &str, sha: &str, len: usize) -> String {
     body["id"].as_str().unwrap().to_owned()
 }
 
+/// Sends `bytes[from..]` as two chunks split at `mid`, which finishes the upload; the
+/// stored original must be exactly `bytes`, and no scratch file left behind.
+async fn finish_in_two_chunks(
+    s: &Server,
+    token: &str,
+    id: &str,
+    bytes: &[u8],
+    from: usize,
+    mid: usize,
+) {
+    let (sha, len) = (hex(bytes), bytes.len());
+    let (st, off, _) = patch_chunk(s, token, id, from, &bytes[from..mid]).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(mid as u64)));
+    let (st, off, done) = patch_chunk(s, token, id, mid, &bytes[mid..]).await;
+    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
+    assert_eq!(done["media"]["sha256"], sha.as_str());
+    let res = get_bytes(s, token, &format!("/v1/media/{sha}?variant=original")).await;
+    assert_eq!(&res.bytes().await.unwrap()[..], bytes);
+    assert_no_scratch_left(s);
+}
+
 /// Ravi's resumable upload of the photo at `file`, its first `1 / parts` sent: his
 /// token, the photo's bytes and the upload's id.
 async fn upload_begun(s: &Server, file: &str, parts: usize) -> (String, Vec<u8>, String) {
@@ -881,7 +902,7 @@ async fn a_last_chunk_whose_photo_cannot_be_stored_is_kept_for_an_empty_retry() 
 async fn a_last_chunk_lost_in_a_crash_is_sent_again_over_what_it_left() {
     let mut s = start(Kind::Sqlite, &[]);
     let (_, bytes, id) = upload_begun(&s, "Nikon_D70.jpg", 3).await;
-    let (sha, len) = (hex(&bytes), bytes.len());
+    let len = bytes.len();
     let third = len / 3;
     s.kill_and_restart();
     // What the crash left: the rest of the file written, not as sent.
@@ -895,14 +916,7 @@ async fn a_last_chunk_lost_in_a_crash_is_sent_again_over_what_it_left() {
     let ravi = s.token("ravi", PW).await;
     assert_eq!(upload_head(&s, &ravi, &id).await.1, Some(third as u64));
 
-    let (st, off, _) = patch_chunk(&s, &ravi, &id, third, &bytes[third..2 * third]).await;
-    assert_eq!((st, off), (StatusCode::OK, Some(2 * third as u64)));
-    let (st, off, done) = patch_chunk(&s, &ravi, &id, 2 * third, &bytes[2 * third..]).await;
-    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
-    assert_eq!(done["media"]["sha256"], sha.as_str());
-    let res = get_bytes(&s, &ravi, &format!("/v1/media/{sha}?variant=original")).await;
-    assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
-    assert_no_scratch_left(&s);
+    finish_in_two_chunks(&s, &ravi, &id, &bytes, third, 2 * third).await;
 }
 
 /// A full disk is the operator's to fix, not a fault of the photo: a chunk that cannot
@@ -939,14 +953,7 @@ async fn a_chunk_that_meets_a_full_disk_is_refused_for_a_retry() {
     assert_eq!(upload_head(&s, &ravi, &id).await.1, Some(0));
 
     std::fs::remove_file(&part).unwrap();
-    let (st, off, _) = patch_chunk(&s, &ravi, &id, 0, &bytes[..half]).await;
-    assert_eq!((st, off), (StatusCode::OK, Some(half as u64)));
-    let (st, off, done) = patch_chunk(&s, &ravi, &id, half, &bytes[half..]).await;
-    assert_eq!((st, off), (StatusCode::OK, Some(len as u64)), "{done}");
-    assert_eq!(done["media"]["sha256"], sha.as_str());
-    let res = get_bytes(&s, &ravi, &format!("/v1/media/{sha}?variant=original")).await;
-    assert_eq!(&res.bytes().await.unwrap()[..], &bytes[..]);
-    assert_no_scratch_left(&s);
+    finish_in_two_chunks(&s, &ravi, &id, &bytes, 0, half).await;
 }
 
 /// A photo someone else stored, uploaded again in chunks: the bytes must still be the
