@@ -78,12 +78,17 @@ impl ApiError {
     /// 500 the app would show as a server fault; anything else is a 500.
     pub fn io(e: std::io::Error) -> Self {
         if is_out_of_space(&e) {
-            ApiError::Unavailable {
-                retry_after_secs: OUT_OF_SPACE_RETRY_SECS,
-                cause: format!("out of disk space: {e}"),
-            }
+            ApiError::out_of_space(e)
         } else {
             ApiError::Internal(e.to_string())
+        }
+    }
+
+    /// The 503 for a full disk, whichever layer found it.
+    pub fn out_of_space(cause: impl std::fmt::Display) -> Self {
+        ApiError::Unavailable {
+            retry_after_secs: OUT_OF_SPACE_RETRY_SECS,
+            cause: format!("out of disk space: {cause}"),
         }
     }
 
@@ -192,10 +197,7 @@ impl From<StoreError> for ApiError {
                 retry_after_secs: 1,
                 cause: e.to_string(),
             },
-            e if e.is_out_of_space() => ApiError::Unavailable {
-                retry_after_secs: OUT_OF_SPACE_RETRY_SECS,
-                cause: format!("out of disk space: {e}"),
-            },
+            e if e.is_out_of_space() => ApiError::out_of_space(e),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -280,9 +280,7 @@ pub(crate) fn blob_error(e: BlobError) -> ApiError {
             retry_after_secs: 5,
             cause: format!("blob store: {cause}"),
         },
-        BlobError::Io { path, source } if is_out_of_space(&source) => ApiError::io(
-            std::io::Error::new(source.kind(), format!("{}: {source}", path.display())),
-        ),
+        BlobError::Io { ref source, .. } if is_out_of_space(source) => ApiError::out_of_space(e),
         other => ApiError::internal(other),
     }
 }
@@ -389,6 +387,24 @@ pub async fn ingest_and_store(
     Ok(Stored { record, created })
 }
 
+/// The caller sent the bytes of a photo already stored (they hashed right): from now
+/// on the photo is visible to it too.
+pub async fn proven_holder(
+    state: &AppState,
+    user: &AuthUser,
+    record: MediaRecord,
+) -> ApiResult<Stored> {
+    let (hex, uid) = (record.sha256.clone(), user.id);
+    state
+        .store
+        .run(move |s| s.add_media_uploader(&hex, uid))
+        .await?;
+    Ok(Stored {
+        record,
+        created: false,
+    })
+}
+
 /// `PUT /v1/media/{sha256}`: the whole story of a one-shot upload.
 ///
 /// A photo the caller can already see is answered from the database without reading
@@ -422,16 +438,7 @@ pub async fn put_photo(
         return Err(hash_mismatch(&sha, &received.sha256));
     }
     if let Some(record) = existing {
-        // The caller holds the same bytes: from now on the photo is visible to it.
-        let (hex, uid) = (record.sha256.clone(), user.id);
-        state
-            .store
-            .run(move |s| s.add_media_uploader(&hex, uid))
-            .await?;
-        return Ok(Stored {
-            record,
-            created: false,
-        });
+        return proven_holder(state, user, record).await;
     }
     ingest_and_store(
         state,

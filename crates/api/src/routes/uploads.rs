@@ -541,37 +541,24 @@ async fn finish(state: &AppState, user: &AuthUser, upload: UploadRecord) -> ApiR
             }
         }
     };
-    if let Some(actual) = hashed
+    let hex = upload.sha256.clone();
+    let existing = state.store.run(move |s| s.media(&hex)).await?;
+    // Checked here when the bytes were hashed on their way in, or when a photo already
+    // stored leaves nothing to ingest; otherwise the ingest's own hash checks them.
+    let actual = match (hashed, &existing) {
+        (Some(actual), _) => Some(actual),
+        (None, Some(_)) => Some(photos::hash_file(whole.upload().path()).await?.0),
+        (None, None) => None,
+    };
+    if let Some(actual) = actual
         && actual != expected
     {
         discard(state, upload.id).await?;
         return Err(photos::hash_mismatch(&expected, &actual));
     }
-    let hex = upload.sha256.clone();
-    let existing = state.store.run(move |s| s.media(&hex)).await?;
     let ingested_here = existing.is_none();
     let result = match existing {
-        Some(record) => {
-            // Nothing to ingest, but the phone must still have sent the photo's bytes.
-            if hashed.is_none() {
-                let (actual, _) = photos::hash_file(whole.upload().path()).await?;
-                if actual != expected {
-                    discard(state, upload.id).await?;
-                    return Err(photos::hash_mismatch(&expected, &actual));
-                }
-            }
-            // It did: the photo is its to see too, as after a `PUT` of the same bytes.
-            let (hex, uid) = (upload.sha256.clone(), user.id);
-            state
-                .store
-                .run(move |s| s.add_media_uploader(&hex, uid))
-                .await
-                .map(|()| Stored {
-                    record,
-                    created: false,
-                })
-                .map_err(ApiError::from)
-        }
+        Some(record) => photos::proven_holder(state, user, record).await,
         None => {
             // Recording the photo forgets the upload in the same commit.
             let id = Some(upload.id);
